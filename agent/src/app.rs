@@ -1,0 +1,114 @@
+//! The agent's top level: load config, wire scheduler → publisher, handle signals.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sitewatch_checks::probe::Prober;
+use sitewatch_checks::spec::CheckSpec;
+use sitewatch_checks::Outcome;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Cli;
+use crate::config::{self, AgentConfig, EXIT_CONFIG};
+use crate::publisher::{Publisher, StdoutPublisher};
+use crate::scheduler::{self, Limits, SchedulerStats};
+
+/// How long the publisher may take to deliver what is queued at exit.
+const PUBLISH_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Entry point used by `main.rs`.
+pub async fn main(cli: Cli) -> ExitCode {
+    let config = match config::load(&cli.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if cli.check_config {
+        print!("{}", config::render(&config));
+        return ExitCode::SUCCESS;
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    match run(config, cli.once, shutdown).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the agent");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested: finishing in-flight checks");
+    token.cancel();
+}
+
+/// Runs the agent until `shutdown` (or, with `once`, until every site was checked once).
+///
+/// Returns exit code 1 in `once` mode when any site is down.
+pub async fn run(config: AgentConfig, once: bool, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    let specs: Vec<Arc<CheckSpec>> = config.sites.iter().map(|s| Arc::new(s.spec.clone())).collect();
+    let publisher = Publisher::Stdout(StdoutPublisher::new());
+    let prober = Arc::new(Prober::new(config.agent.name.clone(), config.agent.location.clone()));
+    let check = move |spec: Arc<CheckSpec>| {
+        let prober = prober.clone();
+        async move { prober.check(&spec).await }
+    };
+    tracing::info!(sites = specs.len(), agent = %config.agent.name, "sitewatch agent starting");
+
+    if once {
+        let results = scheduler::run_once(specs, check, config.agent.max_concurrency).await;
+        let any_down = results.iter().any(|r| r.outcome == Outcome::Down);
+        for result in results {
+            publisher.publish(result).await;
+        }
+        report_unsent(publisher.close(PUBLISH_FLUSH_DEADLINE).await);
+        return Ok(if any_down { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
+
+    let (tx, mut rx) = mpsc::channel(1024);
+    let forward = tokio::spawn(async move {
+        while let Some(result) = rx.recv().await {
+            publisher.publish(result).await;
+        }
+        publisher.close(PUBLISH_FLUSH_DEADLINE).await
+    });
+    let limits = Limits {
+        max_concurrency: config.agent.max_concurrency,
+        shutdown_grace: config.agent.shutdown_grace,
+    };
+    scheduler::run(specs, check, tx, limits, shutdown, Arc::new(SchedulerStats::default())).await;
+    report_unsent(forward.await?);
+    tracing::info!("sitewatch agent stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_unsent(unsent: usize) {
+    if unsent > 0 {
+        tracing::error!(unsent, "results could not be delivered before exit");
+    }
+}

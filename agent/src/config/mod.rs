@@ -1,0 +1,92 @@
+//! Agent configuration: YAML site lists in, validated [`AgentConfig`] out.
+//!
+//! Loading reports every problem at once, each with file, line and field.
+
+pub mod kafka;
+pub mod plugin;
+mod load;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sitewatch_checks::spec::CheckSpec;
+
+pub use kafka::KafkaConfig;
+pub use load::{load, render};
+pub use plugin::{PluginDecl, PluginUse};
+
+/// Exit code for a rejected config (EX_USAGE... EX_DATAERR is 65; the issue fixes 64).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// The whole, validated agent configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Agent identity and limits.
+    pub agent: AgentSettings,
+    /// Kafka output; `None` means results go to stdout as JSON lines.
+    pub kafka: Option<KafkaConfig>,
+    /// Declared plugins by name (paths resolved to absolute).
+    pub plugins: BTreeMap<String, PluginDecl>,
+    /// Every site, in file order.
+    pub sites: Vec<Site>,
+}
+
+/// The `agent:` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    /// Agent name in every result (default: the host name).
+    pub name: String,
+    /// Location label in every result.
+    pub location: Option<String>,
+    /// Checks running at once, across all sites.
+    pub max_concurrency: usize,
+    /// How long in-flight checks may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// One resolved site.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// What to check (plugins not yet attached: see `plugins`).
+    pub spec: CheckSpec,
+    /// Plugins this site uses, with their merged config.
+    pub plugins: Vec<PluginUse>,
+}
+
+/// One problem found in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the problem is in.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted path of the field, e.g. `sites[2].regex`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}: {}", self.file.display(), line, self.field, self.message),
+            None => write!(f, "{}: {}: {}", self.file.display(), self.field, self.message),
+        }
+    }
+}
+
+/// Every problem found, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}

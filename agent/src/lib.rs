@@ -1,0 +1,8 @@
+//! sitewatch agent library: the binary is a thin wrapper around [`app::main`].
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod publisher;
+pub mod scheduler;

@@ -1,0 +1,16 @@
+//! `sitewatch-agent`: parse arguments, start logging, hand over to the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = sitewatch_agent::cli::Cli::parse();
+    sitewatch_agent::logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sitewatch-agent: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(sitewatch_agent::app::main(cli))
+}

@@ -1,0 +1,153 @@
+//! When checks run: each site on its own fixed-rate timeline.
+//!
+//! Site `i` of `n` starts at `interval * i / n` (no thundering herd at start-up),
+//! then every `interval` measured from its slots, not from when the last check
+//! finished, so there is no drift. One task per site runs its checks one after
+//! another, so a site is never checked twice at once; a check that overruns
+//! makes the missed slots be skipped (and counted). A semaphore caps the checks
+//! running at once across all sites.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sitewatch_checks::spec::CheckSpec;
+use sitewatch_checks::CheckResult;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Counters the scheduler keeps (read by metrics and tests).
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    /// Checks started.
+    pub checks_started: AtomicU64,
+    /// Slots skipped because the site's previous check was still running.
+    pub slots_skipped: AtomicU64,
+    /// Checks abandoned because they were still running when the shutdown grace ran out.
+    pub checks_abandoned: AtomicU64,
+}
+
+/// Scheduler limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Checks running at once, across all sites.
+    pub max_concurrency: usize,
+    /// How long in-flight checks may take to finish once shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+/// Offset of site `index` of `count` within its first interval.
+fn spread_offset(interval: Duration, index: usize, count: usize) -> Duration {
+    if count == 0 {
+        return Duration::ZERO;
+    }
+    interval.mul_f64(index as f64 / count as f64)
+}
+
+/// Runs every site on schedule until `shutdown` is cancelled, sending each result to `results`.
+///
+/// After cancellation no new check starts; checks already running get `limits.shutdown_grace`
+/// to finish (their results are still sent), then the rest are abandoned and counted.
+pub async fn run<F, Fut>(
+    sites: Vec<Arc<CheckSpec>>,
+    check: F,
+    results: mpsc::Sender<CheckResult>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    stats: Arc<SchedulerStats>,
+) where
+    F: Fn(Arc<CheckSpec>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = CheckResult> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(limits.max_concurrency.max(1)));
+    let start = Instant::now();
+    let count = sites.len();
+    let mut tasks = JoinSet::new();
+    for (index, spec) in sites.into_iter().enumerate() {
+        let first_slot = start + spread_offset(spec.interval, index, count);
+        tasks.spawn(site_loop(
+            spec,
+            first_slot,
+            check.clone(),
+            results.clone(),
+            permits.clone(),
+            shutdown.clone(),
+            stats.clone(),
+        ));
+    }
+    drop(results);
+
+    shutdown.cancelled().await;
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        let left = tasks.len() as u64;
+        stats.checks_abandoned.fetch_add(left, Ordering::Relaxed);
+        tracing::warn!(checks = left, grace = ?limits.shutdown_grace, "abandoning checks still running at shutdown");
+        tasks.shutdown().await;
+    }
+}
+
+async fn site_loop<F, Fut>(
+    spec: Arc<CheckSpec>,
+    mut slot: Instant,
+    check: F,
+    results: mpsc::Sender<CheckResult>,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    stats: Arc<SchedulerStats>,
+) where
+    F: Fn(Arc<CheckSpec>) -> Fut,
+    Fut: Future<Output = CheckResult>,
+{
+    let interval = spec.interval.max(Duration::from_millis(1));
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(slot) => {}
+        }
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        stats.checks_started.fetch_add(1, Ordering::Relaxed);
+        let result = check(spec.clone()).await;
+        drop(permit);
+        if results.send(result).await.is_err() {
+            return;
+        }
+
+        slot += interval;
+        let now = Instant::now();
+        if slot <= now {
+            let behind = now.duration_since(slot).as_nanos() / interval.as_nanos() + 1;
+            let behind = u32::try_from(behind).unwrap_or(u32::MAX);
+            slot += interval * behind;
+            stats.slots_skipped.fetch_add(u64::from(behind), Ordering::Relaxed);
+            tracing::warn!(site = %spec.name, skipped = behind, "check overran its interval; skipping missed slots");
+        }
+    }
+}
+
+/// Checks every site once, at most `max_concurrency` at a time; results in completion order.
+pub async fn run_once<F, Fut>(sites: Vec<Arc<CheckSpec>>, check: F, max_concurrency: usize) -> Vec<CheckResult>
+where
+    F: Fn(Arc<CheckSpec>) -> Fut,
+    Fut: Future<Output = CheckResult>,
+{
+    futures::stream::iter(sites.into_iter().map(check))
+        .buffer_unordered(max_concurrency.max(1))
+        .collect()
+        .await
+}

@@ -1,0 +1,1 @@
+//! sitewatch sink library (Kafka consumer → PostgreSQL writer).
