@@ -70,10 +70,21 @@ async fn cancel_on_signal(token: CancellationToken) {
 /// Runs the agent until `shutdown` (or, with `once`, until every site was checked once).
 ///
 /// Returns exit code 1 in `once` mode when any site is down.
-pub async fn run(config: AgentConfig, once: bool, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
-    let specs: Vec<Arc<CheckSpec>> = config.sites.iter().map(|s| Arc::new(s.spec.clone())).collect();
+pub async fn run(
+    config: AgentConfig,
+    once: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let specs: Vec<Arc<CheckSpec>> = config
+        .sites
+        .iter()
+        .map(|s| Arc::new(s.spec.clone()))
+        .collect();
     let publisher = Publisher::Stdout(StdoutPublisher::new());
-    let prober = Arc::new(Prober::new(config.agent.name.clone(), config.agent.location.clone()));
+    let prober = Arc::new(Prober::new(
+        config.agent.name.clone(),
+        config.agent.location.clone(),
+    ));
     let check = move |spec: Arc<CheckSpec>| {
         let prober = prober.clone();
         async move { prober.check(&spec).await }
@@ -87,7 +98,11 @@ pub async fn run(config: AgentConfig, once: bool, shutdown: CancellationToken) -
             publisher.publish(result).await;
         }
         report_unsent(publisher.close(PUBLISH_FLUSH_DEADLINE).await);
-        return Ok(if any_down { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        return Ok(if any_down {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
 
     let (tx, mut rx) = mpsc::channel(1024);
@@ -101,7 +116,15 @@ pub async fn run(config: AgentConfig, once: bool, shutdown: CancellationToken) -
         max_concurrency: config.agent.max_concurrency,
         shutdown_grace: config.agent.shutdown_grace,
     };
-    scheduler::run(specs, check, tx, limits, shutdown, Arc::new(SchedulerStats::default())).await;
+    scheduler::run(
+        specs,
+        check,
+        tx,
+        limits,
+        shutdown,
+        Arc::new(SchedulerStats::default()),
+    )
+    .await;
     report_unsent(forward.await?);
     tracing::info!("sitewatch agent stopped");
     Ok(ExitCode::SUCCESS)

@@ -134,14 +134,20 @@ async fn site_loop<F, Fut>(
             let behind = now.duration_since(slot).as_nanos() / interval.as_nanos() + 1;
             let behind = u32::try_from(behind).unwrap_or(u32::MAX);
             slot += interval * behind;
-            stats.slots_skipped.fetch_add(u64::from(behind), Ordering::Relaxed);
+            stats
+                .slots_skipped
+                .fetch_add(u64::from(behind), Ordering::Relaxed);
             tracing::warn!(site = %spec.name, skipped = behind, "check overran its interval; skipping missed slots");
         }
     }
 }
 
 /// Checks every site once, at most `max_concurrency` at a time; results in completion order.
-pub async fn run_once<F, Fut>(sites: Vec<Arc<CheckSpec>>, check: F, max_concurrency: usize) -> Vec<CheckResult>
+pub async fn run_once<F, Fut>(
+    sites: Vec<Arc<CheckSpec>>,
+    check: F,
+    max_concurrency: usize,
+) -> Vec<CheckResult>
 where
     F: Fn(Arc<CheckSpec>) -> Fut,
     Fut: Future<Output = CheckResult>,
