@@ -1,6 +1,8 @@
 //! Scheduler behaviour under paused tokio time: fixed-rate slots, spread start,
 //! no overlapping checks per site, the global concurrency cap, and shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,210 @@
+//! The `sitewatch-agent` binary as a user runs it: `--once` exit codes and JSON lines,
+//! SIGTERM shutdown, `--check-config`, and config errors (exit 64 with file and line).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sitewatch_checks::{CheckResult, ErrorKind, Outcome};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_sitewatch-agent");
+
+/// A tiny HTTP/1.1 server on 127.0.0.1: `/` says Welcome, `/error` is a 500.
+fn serve() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&req);
+                let (status, body) = if head.starts_with("GET /error") {
+                    ("500 Internal Server Error", "broken")
+                } else {
+                    ("200 OK", "<h1>Welcome</h1>")
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("sites.yaml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn results(stdout: &[u8]) -> Vec<CheckResult> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a result line: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn once_prints_one_json_line_per_site_and_exits_1_when_a_site_is_down() {
+    let port = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "defaults:\n  regex: Welcome\n  timeout: 5s\nsites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n  - name: broken\n    url: http://127.0.0.1:{port}/error\n    regex: null\n"
+        ),
+    );
+    let out = Command::new(AGENT)
+        .arg("--once")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut results = results(&out.stdout);
+    results.sort_by(|a, b| a.site.cmp(&b.site));
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].site, "broken");
+    assert_eq!(results[0].outcome, Outcome::Down);
+    assert_eq!(
+        results[0].error.as_ref().unwrap().kind,
+        ErrorKind::HttpStatus
+    );
+    assert_eq!(results[1].site, "home");
+    assert_eq!(results[1].outcome, Outcome::Up);
+    assert!(results[1].regex.as_ref().unwrap().matched);
+}
+
+#[test]
+fn once_exits_0_when_every_site_is_up() {
+    let port = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("sites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n    regex: Welcome\n"),
+    );
+    let out = Command::new(AGENT)
+        .arg("--once")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(results(&out.stdout).len(), 1);
+}
+
+#[test]
+fn sigterm_stops_the_agent_cleanly_after_results_were_printed() {
+    let port = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("defaults:\n  interval: 1s\nsites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n"),
+    );
+    let mut child = Command::new(AGENT)
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: CheckResult = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first.site, "home");
+    let second: CheckResult = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let gap = second.started_at - first.started_at;
+    assert!(
+        (900..=1500).contains(&gap.num_milliseconds()),
+        "checks every interval, gap {gap}"
+    );
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn bad_config_exits_64_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "sites:\n  - name: a\n    url: http://127.0.0.1:1/\n  - name: b\n    url: http://127.0.0.1:1/\n    regex: \"(unclosed\"\n",
+    );
+    let out = Command::new(AGENT)
+        .arg("--once")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:6", config.display())),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("regex"), "stderr: {stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn check_config_prints_resolved_config_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "defaults:\n  interval: 45s\nsites:\n  - name: api\n    url: http://127.0.0.1:1/\n    headers:\n      Authorization: \"Bearer ${SITEWATCH_TEST_TOKEN}\"\n",
+    );
+    let out = Command::new(AGENT)
+        .arg("--check-config")
+        .arg(&config)
+        .env("SITEWATCH_TEST_TOKEN", "hunter2-secret")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("api"), "stdout: {stdout}");
+    assert!(stdout.contains("45s"), "resolved interval shown: {stdout}");
+    assert!(
+        !stdout.contains("hunter2-secret"),
+        "secret leaked: {stdout}"
+    );
+}
