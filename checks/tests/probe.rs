@@ -34,12 +34,18 @@ async fn matching_regex_is_up_with_timings_and_headers() {
     assert!(r.error.is_none());
     assert_eq!(r.schema, SCHEMA_VERSION);
     assert_eq!(r.check_id.get_version_num(), 7);
-    assert_eq!((r.site.as_str(), r.agent.as_str()), ("test-site", "agent-1"));
+    assert_eq!(
+        (r.site.as_str(), r.agent.as_str()),
+        ("test-site", "agent-1")
+    );
     assert_eq!(r.location.as_deref(), Some("lab"));
     assert_eq!(r.url, s.url.to_string());
     let http = r.http.clone().unwrap();
     assert_eq!((http.status, http.version.as_str()), (200, "HTTP/1.1"));
-    assert_eq!((http.body_bytes, http.body_truncated, http.redirects), (21, false, 0));
+    assert_eq!(
+        (http.body_bytes, http.body_truncated, http.redirects),
+        (21, false, 0)
+    );
     let rx = r.regex.clone().unwrap();
     assert!(rx.matched);
     assert_eq!(rx.pattern, "sitewatch w.rld");
@@ -55,7 +61,10 @@ async fn matching_regex_is_up_with_timings_and_headers() {
     let req = srv.requests().remove(0).to_lowercase();
     assert!(req.starts_with("get /health?x=1 http/1.1\r\n"), "{req}");
     assert!(req.contains(&format!("host: {}\r\n", srv.addr)), "{req}");
-    assert!(req.contains(&format!("user-agent: {}\r\n", USER_AGENT_VALUE.to_lowercase())));
+    assert!(req.contains(&format!(
+        "user-agent: {}\r\n",
+        USER_AGENT_VALUE.to_lowercase()
+    )));
     assert!(USER_AGENT_VALUE.starts_with("sitewatch/"));
     assert!(req.contains("x-probe: yes\r\n"), "{req}");
 }
@@ -129,7 +138,10 @@ async fn slow_headers_time_out_naming_the_phase() {
     assert_eq!(r.outcome, Outcome::Down);
     let e = r.error.unwrap();
     assert_eq!(e.kind, ErrorKind::Timeout);
-    assert_eq!(e.message, "timed out after 300ms waiting for response headers");
+    assert_eq!(
+        e.message,
+        "timed out after 300ms waiting for response headers"
+    );
     assert!(r.timings_ms.total >= 300.0 && r.timings_ms.total < 2000.0);
     assert!(r.timings_ms.connect.is_some());
     assert!(r.http.is_none());
@@ -139,7 +151,9 @@ async fn slow_headers_time_out_naming_the_phase() {
 async fn slow_body_times_out_while_reading_it() {
     let h: Handler = Arc::new(|_req, mut io| {
         Box::pin(async move {
-            let _ = io.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").await;
+            let _ = io
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                .await;
             let _ = io.flush().await;
             tokio::time::sleep(Duration::from_secs(3)).await;
         })
@@ -161,11 +175,17 @@ async fn refused_connection_is_down_connect() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let r = prober().check(&spec(&format!("http://127.0.0.1:{port}/"))).await;
+    let r = prober()
+        .check(&spec(&format!("http://127.0.0.1:{port}/")))
+        .await;
     assert_eq!(r.outcome, Outcome::Down);
     let e = r.error.unwrap();
     assert_eq!(e.kind, ErrorKind::Connect);
-    assert!(e.message.contains(&format!("127.0.0.1:{port}")), "{}", e.message);
+    assert!(
+        e.message.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        e.message
+    );
     assert!(r.timings_ms.connect.is_some() && r.timings_ms.ttfb.is_none());
 }
 
@@ -248,4 +268,14 @@ async fn method_and_body_are_sent() {
     assert!(lower.contains("content-length: 7\r\n"), "{req}");
     assert!(lower.contains("user-agent: custom/1\r\n"), "{req}");
     assert!(req.ends_with("\r\n\r\n{\"a\":1}"), "{req}");
+}
+
+#[test]
+fn check_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let p = prober();
+    let s = spec("http://127.0.0.1:9/");
+    let fut = p.check(&s);
+    assert_send(&fut);
+    drop(fut);
 }

@@ -45,8 +45,14 @@ async fn chain() -> Server {
 #[tokio::test]
 async fn redirects_not_followed_by_default() {
     let srv = chain().await;
-    let r = Prober::new("a".into(), None).check(&spec(&srv.url("/r1"))).await;
-    assert_eq!(r.outcome, Outcome::Up, "3xx is in the default 200-399: {r:?}");
+    let r = Prober::new("a".into(), None)
+        .check(&spec(&srv.url("/r1")))
+        .await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Up,
+        "3xx is in the default 200-399: {r:?}"
+    );
     let http = r.http.unwrap();
     assert_eq!((http.status, http.redirects), (302, 0));
     assert_eq!(srv.requests().len(), 1);
@@ -72,7 +78,11 @@ async fn redirect_chain_followed() {
     assert_eq!(r.outcome, Outcome::Up, "{r:?}");
     let http = r.http.unwrap();
     assert_eq!((http.status, http.redirects, http.body_bytes), (200, 2, 7));
-    assert_eq!(r.url, srv.url("/r1"), "the reported url stays the configured one");
+    assert_eq!(
+        r.url,
+        srv.url("/r1"),
+        "the reported url stays the configured one"
+    );
     let paths: Vec<String> = srv.requests().iter().map(|q| path(q)).collect();
     assert_eq!(paths, ["/r1", "/r2", "/final"]);
 }
@@ -86,7 +96,11 @@ async fn too_many_redirects_is_down() {
     assert_eq!(r.outcome, Outcome::Down);
     let e = r.error.unwrap();
     assert_eq!(e.kind, ErrorKind::HttpStatus);
-    assert!(e.message.starts_with("more than 1 redirects"), "{}", e.message);
+    assert!(
+        e.message.starts_with("more than 1 redirects"),
+        "{}",
+        e.message
+    );
     assert_eq!(r.http.unwrap().redirects, 1);
 }
 
@@ -94,7 +108,11 @@ async fn too_many_redirects_is_down() {
 struct MapResolver(HashMap<String, SocketAddr>, Mutex<Vec<String>>);
 
 impl Resolve for MapResolver {
-    fn resolve(&self, host: &str, port: u16) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
         self.1.lock().unwrap().push(format!("{host}:{port}"));
         let found = self.0.get(host).copied();
         let host = host.to_string();
@@ -115,7 +133,9 @@ async fn injected_resolver_maps_names() {
     ));
     let prober = Prober::new("a".into(), None).with_resolver(resolver.clone());
     let port = srv.addr.port();
-    let r = prober.check(&spec(&format!("http://shop.test:{port}/final"))).await;
+    let r = prober
+        .check(&spec(&format!("http://shop.test:{port}/final")))
+        .await;
     assert_eq!(r.outcome, Outcome::Up, "{r:?}");
     let t = &r.timings_ms;
     let (dns, connect, ttfb) = (t.dns.unwrap(), t.connect.unwrap(), t.ttfb.unwrap());
@@ -123,7 +143,10 @@ async fn injected_resolver_maps_names() {
     assert!(t.total >= dns + connect + ttfb, "{t:?}");
     assert_eq!(*resolver.1.lock().unwrap(), [format!("shop.test:{port}")]);
     let req = srv.requests().remove(0);
-    assert!(req.contains(&format!("host: shop.test:{port}\r\n")), "{req}");
+    assert!(
+        req.contains(&format!("host: shop.test:{port}\r\n")),
+        "{req}"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +166,11 @@ struct FakePlugin(PluginOutcome, Mutex<Vec<(u16, String, String)>>);
 
 impl ResponsePlugin for FakePlugin {
     fn check(&self, name: &str, r: &ResponseView<'_>, config: &[(String, String)]) -> PluginResult {
-        let cfg = config.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let cfg = config
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let body = String::from_utf8_lossy(r.body).into_owned();
         self.1.lock().unwrap().push((r.status, body, cfg));
         PluginResult {
@@ -188,7 +215,11 @@ async fn plugins_see_the_response_and_set_the_outcome() {
     assert_eq!(r.outcome, Outcome::Degraded);
     let e = r.error.unwrap();
     assert_eq!(e.kind, ErrorKind::Plugin);
-    assert!(e.message.contains("`w`") && e.message.contains("said Warn"), "{}", e.message);
+    assert!(
+        e.message.contains("`w`") && e.message.contains("said Warn"),
+        "{}",
+        e.message
+    );
 
     s.plugins = vec![binding("w", warn), binding("f", fail)];
     let r = prober.check(&s).await;

@@ -26,7 +26,8 @@ fn self_signed() -> (String, String) {
 }
 
 async fn https_server(cert_pem: &str, key_pem: &str) -> Server {
-    let identity = native_tls::Identity::from_pkcs8(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    let identity =
+        native_tls::Identity::from_pkcs8(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
     let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
     start(fixed("200 OK", "secure hello"), Some(acceptor.into())).await
 }
@@ -42,7 +43,12 @@ async fn untrusted_self_signed_is_down_tls() {
     let e = r.error.unwrap();
     assert_eq!(e.kind, ErrorKind::Tls);
     assert!(e.message.contains("TLS handshake"), "{}", e.message);
-    assert!(e.message.to_lowercase().contains("certificate"), "{}", e.message);
+    assert!(
+        e.message.to_lowercase().contains("certificate"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("self-signed"), "{}", e.message);
     assert!(r.timings_ms.tls.is_some() && r.http.is_none());
 }
 
@@ -60,7 +66,11 @@ async fn trusted_via_tls_ca_is_up_with_expiry() {
     let not_after = Utc.with_ymd_and_hms(2045, 6, 1, 0, 0, 0).unwrap();
     assert_eq!(tls.cert_not_after, not_after);
     let expected = (not_after - Utc::now()).num_days();
-    assert!((tls.days_left - expected).abs() <= 1, "{} vs {expected}", tls.days_left);
+    assert!(
+        (tls.days_left - expected).abs() <= 1,
+        "{} vs {expected}",
+        tls.days_left
+    );
 
     let t = &r.timings_ms;
     let (connect, tls_ms, ttfb) = (t.connect.unwrap(), t.tls.unwrap(), t.ttfb.unwrap());
@@ -75,7 +85,10 @@ async fn name_mismatch_is_down_tls() {
     let resolver = std::sync::Arc::new(Fixed(srv.addr));
     let mut s = spec(&format!("https://other.test:{}/", srv.addr.port()));
     s.tls_ca = Some(native_tls::Certificate::from_pem(cert.as_bytes()).unwrap());
-    let r = Prober::new("a".into(), None).with_resolver(resolver).check(&s).await;
+    let r = Prober::new("a".into(), None)
+        .with_resolver(resolver)
+        .check(&s)
+        .await;
     assert_eq!(r.outcome, Outcome::Down);
     assert_eq!(r.error.unwrap().kind, ErrorKind::Tls);
 }
