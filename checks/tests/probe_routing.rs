@@ -35,6 +35,7 @@ async fn chain() -> Server {
                     respond(&mut io, "301 Moved Permanently", &loc, b"").await
                 }
                 "/final" => respond(&mut io, "200 OK", "", b"arrived").await,
+                "/form" => respond(&mut io, "303 See Other", "Location: /final\r\n", b"").await,
                 _ => respond(&mut io, "404 Not Found", "", b"").await,
             }
         })
@@ -241,4 +242,45 @@ async fn plugins_run_on_a_multi_thread_runtime() {
     assert_eq!(r.outcome, Outcome::Down);
     assert_eq!(r.error.unwrap().kind, ErrorKind::HttpStatus);
     assert_eq!(r.plugins[0].outcome, PluginOutcome::Fail);
+}
+
+#[tokio::test]
+async fn see_other_turns_post_into_get() {
+    let srv = chain().await;
+    let mut s = spec(&srv.url("/form"));
+    s.method = http::Method::POST;
+    s.body = Some(bytes::Bytes::from_static(b"a=1"));
+    s.follow_redirects = 3;
+    let r = Prober::new("a".into(), None).check(&s).await;
+    assert_eq!(r.outcome, Outcome::Up, "{r:?}");
+    let reqs = srv.requests();
+    assert!(reqs[0].starts_with("POST /form ") && reqs[0].ends_with("a=1"));
+    assert!(reqs[1].starts_with("GET /final "), "{}", reqs[1]);
+    assert!(!reqs[1].to_lowercase().contains("content-length: 3"));
+}
+
+struct PanicPlugin;
+
+impl ResponsePlugin for PanicPlugin {
+    fn check(&self, _: &str, _: &ResponseView<'_>, _: &[(String, String)]) -> PluginResult {
+        panic!("plugin bug");
+    }
+}
+
+#[tokio::test]
+async fn panicking_plugin_is_an_error_result_and_degrades() {
+    let srv = chain().await;
+    let mut s = spec(&srv.url("/final"));
+    s.plugins = vec![PluginBinding {
+        name: "boom".into(),
+        plugin: Arc::new(PanicPlugin),
+        config: Vec::new(),
+    }];
+    let r = Prober::new("a".into(), None).check(&s).await;
+    assert_eq!(r.outcome, Outcome::Degraded, "{r:?}");
+    assert_eq!(r.plugins[0].name, "boom");
+    assert_eq!(r.plugins[0].outcome, PluginOutcome::Error);
+    let e = r.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Plugin);
+    assert!(e.message.contains("`boom` could not run"), "{}", e.message);
 }

@@ -106,3 +106,23 @@ impl sitewatch_checks::probe::Resolve for Fixed {
         Box::pin(async move { Ok(vec![a]) })
     }
 }
+
+#[tokio::test]
+async fn stalled_handshake_times_out_in_tls_phase() {
+    // Accepts TCP but never speaks TLS.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let mut s = spec(&format!("https://{addr}/"));
+    s.timeout = std::time::Duration::from_millis(300);
+    let r = Prober::new("a".into(), None).check(&s).await;
+    let e = r.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    assert_eq!(e.message, "timed out after 300ms in the TLS handshake");
+    assert!(r.timings_ms.connect.is_some() && r.timings_ms.tls.is_none());
+}
