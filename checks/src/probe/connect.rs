@@ -12,7 +12,7 @@ use url::{Host, Url};
 
 use super::resolver::Resolve;
 use super::trace::{ms, Phase, Trace};
-use crate::schema::{CheckError, ErrorKind, TlsInfo};
+use crate::schema::{CheckError, ErrorKind, Timings, TlsInfo};
 
 /// A byte stream hyper can speak HTTP over.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -28,7 +28,8 @@ fn fail(kind: ErrorKind, message: impl Into<String>) -> CheckError {
     }
 }
 
-/// Opens a fresh connection to `url`'s origin, recording DNS, connect and TLS timings.
+/// Opens a fresh connection to `url`'s origin, recording DNS, connect and TLS
+/// timings (replacing those of any earlier redirect hop).
 pub(crate) async fn open(
     url: &Url,
     tls_ca: Option<&native_tls::Certificate>,
@@ -52,7 +53,14 @@ pub(crate) async fn open(
         .host()
         .ok_or_else(|| fail(ErrorKind::Connect, format!("no host in {url}")))?;
 
-    trace.enter(Phase::Resolving);
+    {
+        // Each hop reports its own phases: forget the previous hop's.
+        let mut state = trace.lock();
+        state.timings = Timings::default();
+        state.tls = None;
+        state.http = None;
+        state.phase = Phase::Resolving;
+    }
     let (addrs, tls_name) = match host {
         Host::Domain(name) => {
             let t = Instant::now();

@@ -1,6 +1,11 @@
 //! The [`Prober`]: runs one check of one site end to end — connection per
 //! request, redirects, the whole-check timeout with the phase it hit — and
 //! assembles the [`CheckResult`].
+//!
+//! With redirects followed, `timings_ms.{dns,connect,tls,ttfb}`, `tls` and
+//! `http` describe the final request; `timings_ms.total` covers every hop.
+//! Plugins run after the timeout-bounded part (they have their own deadline)
+//! and are not counted in `total`.
 
 use std::sync::Arc;
 use std::time::Instant;
