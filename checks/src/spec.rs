@@ -148,7 +148,12 @@ pub struct ResponseView<'a> {
 pub trait ResponsePlugin: Send + Sync {
     /// Evaluates one response with the site's config for this plugin.
     /// `name` is the plugin's declared name, to be put in the result.
-    fn check(&self, name: &str, response: &ResponseView<'_>, config: &[(String, String)]) -> PluginResult;
+    fn check(
+        &self,
+        name: &str,
+        response: &ResponseView<'_>,
+        config: &[(String, String)],
+    ) -> PluginResult;
 }
 
 /// A plugin attached to a site with that site's config for it.
