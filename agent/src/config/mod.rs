@@ -2,9 +2,15 @@
 //!
 //! Loading reports every problem at once, each with file, line and field.
 
+mod interpolate;
 pub mod kafka;
-pub mod plugin;
 mod load;
+mod locate;
+pub mod plugin;
+mod raw;
+mod render;
+mod report;
+mod resolve;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,10 +20,12 @@ use std::time::Duration;
 use sitewatch_checks::spec::CheckSpec;
 
 pub use kafka::KafkaConfig;
-pub use load::{load, render};
+pub use load::{load, DEFAULT_MAX_CONCURRENCY, DEFAULT_SHUTDOWN_GRACE};
 pub use plugin::{PluginDecl, PluginUse};
+pub use render::render;
+pub use resolve::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT};
 
-/// Exit code for a rejected config (EX_USAGE... EX_DATAERR is 65; the issue fixes 64).
+/// Exit code for a rejected config (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
 
 /// The whole, validated agent configuration.
@@ -31,6 +39,8 @@ pub struct AgentConfig {
     pub plugins: BTreeMap<String, PluginDecl>,
     /// Every site, in file order.
     pub sites: Vec<Site>,
+    /// Values that came from `${VAR}` interpolation, masked when the config is printed.
+    pub secrets: Vec<String>,
 }
 
 /// The `agent:` block.
@@ -71,8 +81,21 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(line) => write!(f, "{}:{}: {}: {}", self.file.display(), line, self.field, self.message),
-            None => write!(f, "{}: {}: {}", self.file.display(), self.field, self.message),
+            Some(line) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file.display(),
+                line,
+                self.field,
+                self.message
+            ),
+            None => write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.field,
+                self.message
+            ),
         }
     }
 }

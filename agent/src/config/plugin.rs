@@ -17,9 +17,15 @@ pub struct PluginDecl {
     /// Deadline per call (default 100ms).
     #[serde(default, with = "humantime_serde_opt")]
     pub timeout: Option<std::time::Duration>,
-    /// Memory cap per call in bytes (default 64 MiB).
-    #[serde(default)]
+    /// Memory cap per call: bytes, or `64MiB`-style text (default 64 MiB).
+    #[serde(default, deserialize_with = "bytes_opt")]
     pub max_memory: Option<u64>,
+}
+
+fn bytes_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<super::raw::ByteSize>::deserialize(d)?
+        .map(|b| b.bytes().map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// A site's use of a plugin: its name and the merged config.

@@ -1,0 +1,144 @@
+//! `--check-config` output: the resolved config as YAML with secrets masked.
+//!
+//! Masked: every value that came from `${VAR}` interpolation (wherever it ended up),
+//! the SASL password, and the values of credential headers.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{AgentConfig, KafkaConfig, PluginDecl, PluginUse};
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// Interpolated values shorter than this are not masked (they would mask every `1` or `on`).
+const MIN_SECRET_LEN: usize = 4;
+
+/// Headers whose values are credentials.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "x-auth-token",
+];
+
+#[derive(Serialize)]
+struct View<'a> {
+    agent: AgentView<'a>,
+    output: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka: Option<KafkaConfig>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    plugins: &'a BTreeMap<String, PluginDecl>,
+    sites: Vec<SiteView<'a>>,
+}
+
+#[derive(Serialize)]
+struct AgentView<'a> {
+    name: &'a str,
+    location: Option<&'a str>,
+    max_concurrency: usize,
+    shutdown_grace: String,
+}
+
+#[derive(Serialize)]
+struct SiteView<'a> {
+    name: &'a str,
+    url: &'a str,
+    method: &'a str,
+    interval: String,
+    timeout: String,
+    expect_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regex: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regex_absent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    degraded_after: Option<String>,
+    max_body_bytes: usize,
+    follow_redirects: u32,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    tls_ca: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    plugins: &'a [PluginUse],
+}
+
+fn human(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// The resolved config as YAML, secrets masked.
+pub fn render(config: &AgentConfig) -> String {
+    let kafka = config.kafka.clone().map(|mut k| {
+        if let Some(sasl) = k.sasl.as_mut() {
+            sasl.password = MASK.to_string();
+        }
+        k
+    });
+    let sites = config
+        .sites
+        .iter()
+        .map(|s| {
+            let spec = &s.spec;
+            let headers = spec
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let value = if SECRET_HEADERS.contains(&k.as_str()) {
+                        MASK.to_string()
+                    } else {
+                        String::from_utf8_lossy(v.as_bytes()).into_owned()
+                    };
+                    (k.to_string(), value)
+                })
+                .collect();
+            SiteView {
+                name: &spec.name,
+                url: spec.url.as_str(),
+                method: spec.method.as_str(),
+                interval: human(spec.interval),
+                timeout: human(spec.timeout),
+                expect_status: spec.expect_status.to_string(),
+                regex: spec.regex.as_ref().map(regex::Regex::as_str),
+                regex_absent: spec.regex_absent.as_ref().map(regex::Regex::as_str),
+                degraded_after: spec.degraded_after.map(human),
+                max_body_bytes: spec.max_body_bytes,
+                follow_redirects: spec.follow_redirects,
+                headers,
+                tls_ca: spec.tls_ca.is_some(),
+                plugins: &s.plugins,
+            }
+        })
+        .collect();
+    let view = View {
+        agent: AgentView {
+            name: &config.agent.name,
+            location: config.agent.location.as_deref(),
+            max_concurrency: config.agent.max_concurrency,
+            shutdown_grace: human(config.agent.shutdown_grace),
+        },
+        output: if config.kafka.is_some() {
+            "kafka"
+        } else {
+            "stdout"
+        },
+        kafka,
+        plugins: &config.plugins,
+        sites,
+    };
+    let mut text =
+        serde_yaml::to_string(&view).unwrap_or_else(|e| format!("# cannot render config: {e}\n"));
+    let mut secrets: Vec<&String> = config
+        .secrets
+        .iter()
+        .filter(|s| s.len() >= MIN_SECRET_LEN)
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        text = text.replace(secret.as_str(), MASK);
+    }
+    text
+}
