@@ -74,7 +74,8 @@ impl Trace {
 
 /// A duration in fractional milliseconds.
 pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    // Whole microseconds: finer digits are noise and bloat every message.
+    d.as_micros() as f64 / 1000.0
 }
 
 /// A short human form of a configured duration: `2s`, `1.5s`, `250ms`.
