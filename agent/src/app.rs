@@ -12,8 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cli;
 use crate::config::{self, AgentConfig, EXIT_CONFIG};
+use crate::ops::{AgentMetrics, AgentOps};
 use crate::publisher::{Publisher, StdoutPublisher};
 use crate::scheduler::{self, Limits, SchedulerStats};
+
+/// Results buffered between the scheduler and the output before checks wait.
+const RESULT_QUEUE: usize = 1024;
 
 /// How long the publisher may take to deliver what is queued at exit.
 const PUBLISH_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
@@ -105,9 +109,30 @@ pub async fn run(
         });
     }
 
-    let (tx, mut rx) = mpsc::channel(1024);
+    let metrics = Arc::new(AgentMetrics::default());
+    metrics.sites.set(specs.len() as i64);
+    let scheduler_stats = Arc::new(SchedulerStats::default());
+    if let Some(addr) = config.agent.listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr} for /healthz and /metrics: {e}")
+        })?;
+        tracing::info!(%addr, "serving /healthz and /metrics");
+        let state = Arc::new(AgentOps {
+            metrics: metrics.clone(),
+            scheduler: scheduler_stats.clone(),
+        });
+        let stop = shutdown.clone();
+        tokio::spawn(sitewatch_checks::ops::serve(listener, state, async move {
+            stop.cancelled().await
+        }));
+    }
+
+    let (tx, mut rx) = mpsc::channel::<sitewatch_checks::CheckResult>(RESULT_QUEUE);
+    let forward_metrics = metrics.clone();
     let forward = tokio::spawn(async move {
         while let Some(result) = rx.recv().await {
+            forward_metrics.record(&result);
+            forward_metrics.queue_depth.set(rx.len() as i64);
             publisher.publish(result).await;
         }
         publisher.close(PUBLISH_FLUSH_DEADLINE).await
@@ -116,15 +141,7 @@ pub async fn run(
         max_concurrency: config.agent.max_concurrency,
         shutdown_grace: config.agent.shutdown_grace,
     };
-    scheduler::run(
-        specs,
-        check,
-        tx,
-        limits,
-        shutdown,
-        Arc::new(SchedulerStats::default()),
-    )
-    .await;
+    scheduler::run(specs, check, tx, limits, shutdown, scheduler_stats).await;
     report_unsent(forward.await?);
     tracing::info!("sitewatch agent stopped");
     Ok(ExitCode::SUCCESS)

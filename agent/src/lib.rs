@@ -4,5 +4,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod ops;
 pub mod publisher;
 pub mod scheduler;

@@ -208,3 +208,66 @@ fn check_config_prints_resolved_config_and_masks_secrets() {
         "secret leaked: {stdout}"
     );
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serves_healthz_and_metrics_counting_checks_by_outcome() {
+    let port = serve();
+    let ops_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "agent:\n  listen: 127.0.0.1:{ops_port}\ndefaults:\n  interval: 1s\nsites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n  - name: broken\n    url: http://127.0.0.1:{port}/error\n"
+        ),
+    );
+    let mut child = Command::new(AGENT)
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        lines.next().unwrap().unwrap();
+    }
+    let health = http_get(ops_port, "/healthz");
+    let metrics = http_get(ops_port, "/metrics");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let count = |outcome: &str| -> u64 {
+        let prefix = format!("sitewatch_checks_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(count("up") >= 1, "{metrics}");
+    assert!(count("down") >= 1, "{metrics}");
+    assert!(
+        metrics.contains("sitewatch_check_duration_seconds_count"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sitewatch_sites 2"), "{metrics}");
+}

@@ -2,7 +2,7 @@
 //!
 //! `schema` is always compiled: it is the contract between agents and sinks.
 //! The `engine` feature adds the HTTP probe and check evaluation; `wasm` adds the
-//! WebAssembly plugin host.
+//! WebAssembly plugin host; `ops` the health/metrics endpoint both binaries serve.
 
 pub mod schema;
 
@@ -11,5 +11,8 @@ pub mod spec;
 
 #[cfg(feature = "engine")]
 pub mod probe;
+
+#[cfg(feature = "ops")]
+pub mod ops;
 
 pub use schema::{CheckResult, ErrorKind, Outcome, SCHEMA_VERSION};

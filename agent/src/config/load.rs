@@ -289,6 +289,21 @@ fn agent_settings(
             DEFAULT_SHUTDOWN_GRACE
         }
     };
+    let listen = a
+        .listen
+        .as_deref()
+        .and_then(|text| match text.trim().parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                report.push(
+                    file,
+                    Some(outline.key(span, "listen")),
+                    "agent.listen",
+                    format!("`{text}` is not an address like 127.0.0.1:9464"),
+                );
+                None
+            }
+        });
     let max_concurrency = a.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
     if max_concurrency == 0 {
         report.push(
@@ -306,6 +321,7 @@ fn agent_settings(
         location: a.location,
         max_concurrency,
         shutdown_grace,
+        listen,
     })
 }
 
@@ -376,6 +392,7 @@ fn finish(g: Gathered, paths: &[PathBuf], mut report: Report) -> Result<AgentCon
         location: None,
         max_concurrency: DEFAULT_MAX_CONCURRENCY,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        listen: None,
     });
     report.finish(AgentConfig {
         agent,

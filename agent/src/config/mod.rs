@@ -54,6 +54,8 @@ pub struct AgentSettings {
     pub max_concurrency: usize,
     /// How long in-flight checks may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Where `/healthz` and `/metrics` are served; `None` = not served.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// One resolved site.

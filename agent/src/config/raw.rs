@@ -41,6 +41,8 @@ pub struct RawAgent {
     pub max_concurrency: Option<usize>,
     /// Time in-flight checks get to finish at shutdown (default 10s).
     pub shutdown_grace: Option<String>,
+    /// Address for `/healthz` and `/metrics`, e.g. `127.0.0.1:9464` (default: not served).
+    pub listen: Option<String>,
 }
 
 /// A site entry, or the `defaults:` block (where `name`, `url` and `body` are not allowed).

@@ -41,6 +41,7 @@ struct AgentView<'a> {
     location: Option<&'a str>,
     max_concurrency: usize,
     shutdown_grace: String,
+    listen: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -119,6 +120,7 @@ pub fn render(config: &AgentConfig) -> String {
             location: config.agent.location.as_deref(),
             max_concurrency: config.agent.max_concurrency,
             shutdown_grace: human(config.agent.shutdown_grace),
+            listen: config.agent.listen.map(|a| a.to_string()),
         },
         output: if config.kafka.is_some() {
             "kafka"

@@ -1,0 +1,94 @@
+//! The agent's operator surface: metrics it keeps and what `/healthz` and `/metrics` report.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use sitewatch_checks::ops::{Counter, Gauge, Histogram, MetricsText, OpsState};
+use sitewatch_checks::{CheckResult, Outcome};
+
+use crate::scheduler::SchedulerStats;
+
+/// Counters updated as checks complete and results are published.
+#[derive(Debug, Default)]
+pub struct AgentMetrics {
+    /// Checks finished, by outcome.
+    pub up: Counter,
+    /// Checks finished `degraded`.
+    pub degraded: Counter,
+    /// Checks finished `down`.
+    pub down: Counter,
+    /// Total check time (seconds).
+    pub check_duration: Histogram,
+    /// Results the output could not accept or deliver.
+    pub publish_failures: Counter,
+    /// Results waiting between the scheduler and the output.
+    pub queue_depth: Gauge,
+    /// Sites configured.
+    pub sites: Gauge,
+}
+
+impl AgentMetrics {
+    /// Records a finished check.
+    pub fn record(&self, result: &CheckResult) {
+        match result.outcome {
+            Outcome::Up => self.up.inc(),
+            Outcome::Degraded => self.degraded.inc(),
+            Outcome::Down => self.down.inc(),
+        }
+        self.check_duration
+            .observe(result.timings_ms.total / 1000.0);
+    }
+}
+
+/// What the ops endpoint reads.
+pub struct AgentOps {
+    /// Check and publish counters.
+    pub metrics: Arc<AgentMetrics>,
+    /// Scheduler counters.
+    pub scheduler: Arc<SchedulerStats>,
+}
+
+impl OpsState for AgentOps {
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn metrics(&self) -> String {
+        let m = &self.metrics;
+        let mut t = MetricsText::new();
+        t.counter(
+            "sitewatch_checks_total",
+            "Checks finished, by outcome.",
+            Some("outcome"),
+            &[
+                ("up", m.up.get()),
+                ("degraded", m.degraded.get()),
+                ("down", m.down.get()),
+            ],
+        );
+        t.histogram(
+            "sitewatch_check_duration_seconds",
+            "Total time of a check.",
+            &m.check_duration,
+        );
+        t.counter(
+            "sitewatch_publish_failures_total",
+            "Results the output failed to accept or deliver.",
+            None,
+            &[("", m.publish_failures.get())],
+        );
+        t.counter(
+            "sitewatch_slots_skipped_total",
+            "Scheduled checks skipped because the site's previous check overran its interval.",
+            None,
+            &[("", self.scheduler.slots_skipped.load(Ordering::Relaxed))],
+        );
+        t.gauge(
+            "sitewatch_queue_depth",
+            "Results waiting for the output.",
+            m.queue_depth.get() as f64,
+        );
+        t.gauge("sitewatch_sites", "Sites configured.", m.sites.get() as f64);
+        t.finish()
+    }
+}

@@ -1,0 +1,9 @@
+//! Operations surface shared by the agent and the sink: a tiny HTTP server for
+//! `/healthz` and `/metrics`, and lock-free metric types rendered in the
+//! Prometheus text format.
+
+mod metrics;
+mod server;
+
+pub use metrics::{Counter, Gauge, Histogram, MetricsText};
+pub use server::{serve, OpsState};
