@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Cli;
 use crate::config::{self, AgentConfig, EXIT_CONFIG};
 use crate::ops::{AgentMetrics, AgentOps};
-use crate::publisher::{Publisher, StdoutPublisher};
+use crate::publisher::Publisher;
 use crate::scheduler::{self, Limits, SchedulerStats};
 
 /// Results buffered between the scheduler and the output before checks wait.
@@ -73,7 +73,8 @@ async fn cancel_on_signal(token: CancellationToken) {
 
 /// Runs the agent until `shutdown` (or, with `once`, until every site was checked once).
 ///
-/// Returns exit code 1 in `once` mode when any site is down.
+/// Returns exit code 1 in `once` mode when any site is down, and [`EXIT_UNSENT`] when
+/// results could not be delivered before exit.
 pub async fn run(
     config: AgentConfig,
     once: bool,
@@ -84,7 +85,7 @@ pub async fn run(
         .iter()
         .map(|s| Arc::new(s.spec.clone()))
         .collect();
-    let publisher = Publisher::Stdout(StdoutPublisher::new());
+    let publisher = Publisher::from_config(config.kafka.as_ref()).await?;
     let prober = Arc::new(Prober::new(
         config.agent.name.clone(),
         config.agent.location.clone(),
@@ -99,9 +100,12 @@ pub async fn run(
         let results = scheduler::run_once(specs, check, config.agent.max_concurrency).await;
         let any_down = results.iter().any(|r| r.outcome == Outcome::Down);
         for result in results {
-            publisher.publish(result).await;
+            // A failure is logged by the publisher; the exit code reports the sites.
+            let _ = publisher.publish(result).await;
         }
-        report_unsent(publisher.close(PUBLISH_FLUSH_DEADLINE).await);
+        if let Some(code) = report_unsent(publisher.close(PUBLISH_FLUSH_DEADLINE).await) {
+            return Ok(code);
+        }
         return Ok(if any_down {
             ExitCode::from(1)
         } else {
@@ -133,7 +137,9 @@ pub async fn run(
         while let Some(result) = rx.recv().await {
             forward_metrics.record(&result);
             forward_metrics.queue_depth.set(rx.len() as i64);
-            publisher.publish(result).await;
+            if publisher.publish(result).await.is_err() {
+                forward_metrics.publish_failures.inc();
+            }
         }
         publisher.close(PUBLISH_FLUSH_DEADLINE).await
     });
@@ -142,13 +148,20 @@ pub async fn run(
         shutdown_grace: config.agent.shutdown_grace,
     };
     scheduler::run(specs, check, tx, limits, shutdown, scheduler_stats).await;
-    report_unsent(forward.await?);
+    if let Some(code) = report_unsent(forward.await?) {
+        return Ok(code);
+    }
     tracing::info!("sitewatch agent stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_unsent(unsent: usize) {
-    if unsent > 0 {
+/// Exit code when results could not be delivered before exit (sysexits EX_TEMPFAIL).
+pub const EXIT_UNSENT: u8 = 75;
+
+/// Logs undelivered results; `Some(exit code)` when there were any.
+fn report_unsent(unsent: usize) -> Option<ExitCode> {
+    (unsent > 0).then(|| {
         tracing::error!(unsent, "results could not be delivered before exit");
-    }
+        ExitCode::from(EXIT_UNSENT)
+    })
 }

@@ -1,32 +1,59 @@
 //! Where results go: stdout (JSON lines) or Kafka.
 
+mod kafka;
 mod stdout;
 
+pub use kafka::{client_config, KafkaPublisher, KafkaStats};
 pub use stdout::StdoutPublisher;
 
 use std::time::Duration;
 
 use sitewatch_checks::CheckResult;
 
-/// Errors setting up a publisher.
+use crate::config::KafkaConfig;
+
+/// Errors of the output.
 #[derive(Debug, thiserror::Error)]
 pub enum PublisherError {
     /// The output could not be set up.
     #[error("cannot set up output: {0}")]
     Setup(String),
+    /// A result could not be encoded.
+    #[error("cannot encode result for {0}")]
+    Encode(String),
+    /// A result could not be handed to the output.
+    #[error("cannot publish result for {0}")]
+    Send(String),
 }
 
 /// The configured output.
 pub enum Publisher {
     /// JSON lines on stdout.
     Stdout(StdoutPublisher),
+    /// A Kafka topic.
+    Kafka(KafkaPublisher),
 }
 
 impl Publisher {
-    /// Hands one result to the output. Never drops it silently: failures are logged and counted.
-    pub async fn publish(&self, result: CheckResult) {
+    /// Kafka when configured, else stdout.
+    pub async fn from_config(kafka: Option<&KafkaConfig>) -> Result<Publisher, PublisherError> {
+        Ok(match kafka {
+            Some(k) => Publisher::Kafka(KafkaPublisher::new(k).await?),
+            None => Publisher::Stdout(StdoutPublisher::new()),
+        })
+    }
+
+    /// Hands one result to the output. A failure is logged and returned so the caller counts it.
+    pub async fn publish(&self, result: CheckResult) -> Result<(), PublisherError> {
         match self {
             Publisher::Stdout(p) => p.publish(&result).await,
+            Publisher::Kafka(p) => {
+                let sent = p.publish(&result).await;
+                if let Err(e) = &sent {
+                    tracing::error!(error = %e, "result not published");
+                }
+                sent
+            }
         }
     }
 
@@ -34,6 +61,7 @@ impl Publisher {
     pub async fn close(self, deadline: Duration) -> usize {
         match self {
             Publisher::Stdout(p) => p.close(deadline).await,
+            Publisher::Kafka(p) => p.close(deadline).await,
         }
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use sitewatch_checks::CheckResult;
 use tokio::sync::Mutex;
 
+use super::PublisherError;
+
 /// Writes one JSON object per line to stdout.
 #[derive(Default)]
 pub struct StdoutPublisher {
@@ -22,21 +24,20 @@ impl StdoutPublisher {
     }
 
     /// Writes the result as one line and flushes it (consumers read line by line).
-    pub async fn publish(&self, result: &CheckResult) {
-        let line = match serde_json::to_string(result) {
-            Ok(line) => line,
-            Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(site = %result.site, error = %e, "cannot encode result");
-                return;
-            }
-        };
+    pub async fn publish(&self, result: &CheckResult) -> Result<(), PublisherError> {
+        let line = serde_json::to_string(result).map_err(|e| {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            PublisherError::Encode(format!("{}: {e}", result.site))
+        })?;
         let _guard = self.lock.lock().await;
         let mut out = std::io::stdout().lock();
-        if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(site = %result.site, error = %e, "cannot write result to stdout");
-        }
+        writeln!(out, "{line}")
+            .and_then(|_| out.flush())
+            .map_err(|e| {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(site = %result.site, error = %e, "cannot write result to stdout");
+                PublisherError::Send(format!("{}: {e}", result.site))
+            })
     }
 
     /// Lines are flushed as written: nothing is ever left unsent.

@@ -1,0 +1,290 @@
+//! Kafka output: one message per result, key = site name (per-site order within a
+//! partition), JSON value, `schema` header. Delivery is confirmed in the background;
+//! `close` flushes explicitly and reports what is still unconfirmed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use sitewatch_checks::{CheckResult, SCHEMA_VERSION};
+use tokio::time::Instant;
+
+use super::PublisherError;
+use crate::config::kafka::{KafkaConfig, SecurityProtocol};
+
+/// How long start-up waits for broker metadata before carrying on with results queued.
+const STARTUP_PROBE: Duration = Duration::from_secs(5);
+/// Pause before retrying when librdkafka's local queue is full.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Delivery counters.
+#[derive(Debug, Default)]
+pub struct KafkaStats {
+    /// Results handed to librdkafka and not yet confirmed or failed.
+    pub pending: AtomicU64,
+    /// Results the broker acknowledged.
+    pub delivered: AtomicU64,
+    /// Results that failed for good (e.g. `message.timeout.ms` passed).
+    pub failed: AtomicU64,
+}
+
+/// How often the same librdkafka error is logged while it persists (it repeats every ~50 ms).
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Routes librdkafka's logs and errors into tracing, rate-limiting repeats
+/// (a broker that is down reports itself many times a second).
+#[derive(Default)]
+pub struct LogContext {
+    last: std::sync::Mutex<Option<(String, Instant)>>,
+}
+
+impl LogContext {
+    /// Whether `message` should be logged now (new, or not logged for a while).
+    fn should_log(&self, message: &str) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        match last.as_ref() {
+            Some((m, at)) if m == message && now.duration_since(*at) < ERROR_LOG_EVERY => false,
+            _ => {
+                *last = Some((message.to_string(), now));
+                true
+            }
+        }
+    }
+}
+
+impl ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // Errors also arrive through `error` below; librdkafka's own lines are detail.
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                tracing::error!(target: "librdkafka", fac, "{log_message}")
+            }
+            _ => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if self.should_log(reason) {
+            tracing::warn!(target: "librdkafka", %error, "kafka: {reason} (repeats are logged every {}s)", ERROR_LOG_EVERY.as_secs());
+        }
+    }
+}
+
+/// Publishes results to a Kafka topic.
+pub struct KafkaPublisher {
+    producer: FutureProducer<LogContext>,
+    topic: String,
+    stats: Arc<KafkaStats>,
+}
+
+/// librdkafka settings for `config`: no-loss defaults first, the user's `properties` last.
+pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", config.brokers.join(","))
+        .set("security.protocol", protocol_name(config.security_protocol))
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "zstd")
+        .set("linger.ms", "5")
+        // Results wait up to 5 minutes for a broker that is down or not up yet.
+        .set("message.timeout.ms", "300000");
+    if let Some(ssl) = &config.ssl {
+        for (key, path) in [
+            ("ssl.ca.location", &ssl.ca),
+            ("ssl.certificate.location", &ssl.cert),
+            ("ssl.key.location", &ssl.key),
+        ] {
+            if let Some(path) = path {
+                c.set(key, path.to_string_lossy());
+            }
+        }
+    }
+    if let Some(sasl) = &config.sasl {
+        c.set("sasl.mechanism", &sasl.mechanism)
+            .set("sasl.username", &sasl.username)
+            .set("sasl.password", &sasl.password);
+    }
+    for (k, v) in &config.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+fn protocol_name(p: SecurityProtocol) -> &'static str {
+    match p {
+        SecurityProtocol::Plaintext => "plaintext",
+        SecurityProtocol::Ssl => "ssl",
+        SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+        SecurityProtocol::SaslSsl => "sasl_ssl",
+    }
+}
+
+impl KafkaPublisher {
+    /// Creates the producer; an unreachable broker is logged, not an error (results queue up).
+    pub async fn new(config: &KafkaConfig) -> Result<Self, PublisherError> {
+        let client = client_config(config);
+        let producer: FutureProducer<LogContext> = client
+            .create_with_context(LogContext::default())
+            .map_err(|e| PublisherError::Setup(format!("kafka producer: {e}")))?;
+        let publisher = KafkaPublisher {
+            producer,
+            topic: config.topic.clone(),
+            stats: Arc::default(),
+        };
+        if let Some(create) = &config.create_topic {
+            create_topic(
+                &client,
+                &config.topic,
+                create.partitions,
+                create.replication_factor,
+            )
+            .await;
+        }
+        publisher.probe_broker(config).await;
+        Ok(publisher)
+    }
+
+    async fn probe_broker(&self, config: &KafkaConfig) {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), STARTUP_PROBE)
+                .map(|_| ())
+        })
+        .await;
+        match probe {
+            Ok(Ok(())) => {
+                tracing::info!(brokers = %config.brokers.join(","), topic = %self.topic, "connected to kafka")
+            }
+            Ok(Err(e)) => tracing::warn!(
+                brokers = %config.brokers.join(","),
+                error = %e,
+                "kafka is not reachable yet: results are queued in memory and delivered when it is (up to message.timeout.ms)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "kafka start-up probe did not run"),
+        }
+    }
+
+    /// Delivery counters.
+    pub fn stats(&self) -> Arc<KafkaStats> {
+        self.stats.clone()
+    }
+
+    /// Queues one result; delivery is confirmed in the background. Waits only while
+    /// librdkafka's local queue is full (back-pressure instead of dropping).
+    pub async fn publish(&self, result: &CheckResult) -> Result<(), PublisherError> {
+        let payload = serde_json::to_vec(result)
+            .map_err(|e| PublisherError::Encode(format!("{}: {e}", result.site)))?;
+        let version = SCHEMA_VERSION.to_string();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "schema",
+            value: Some(version.as_bytes()),
+        });
+        let mut record = FutureRecord::to(&self.topic)
+            .key(result.site.as_bytes())
+            .payload(&payload)
+            .headers(headers);
+        let delivery = loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => break delivery,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                }
+                Err((e, _)) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(PublisherError::Send(format!("{}: {e}", result.site)));
+                }
+            }
+        };
+        self.stats.pending.fetch_add(1, Ordering::Relaxed);
+        let stats = self.stats.clone();
+        let site = result.site.clone();
+        tokio::spawn(async move {
+            let outcome = delivery.await;
+            stats.pending.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Ok(Ok(_)) => {
+                    stats.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err((e, _))) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%site, error = %e, "kafka did not accept a check result");
+                }
+                Err(_) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%site, "kafka producer went away before confirming a check result");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Flushes explicitly (dropping a producer loses queued messages) and waits up to
+    /// `deadline` for confirmations; returns how many results were never delivered
+    /// (still unconfirmed, or failed earlier).
+    pub async fn close(self, deadline: Duration) -> usize {
+        let until = Instant::now() + deadline;
+        let producer = self.producer.clone();
+        let flush = tokio::task::spawn_blocking(move || producer.flush(deadline)).await;
+        if let Ok(Err(e)) = flush {
+            tracing::warn!(error = %e, "kafka flush did not complete");
+        }
+        // Delivery tasks update the counters just after librdkafka fires their callbacks.
+        while self.stats.pending.load(Ordering::Relaxed) > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let failed = self.stats.failed.load(Ordering::Relaxed);
+        // Failed deliveries were logged when they failed; they are undelivered all the same.
+        let unsent = self.stats.pending.load(Ordering::Relaxed) + failed;
+        if unsent > 0 {
+            tracing::error!(unsent, "check results not confirmed by kafka at shutdown");
+        }
+        tracing::info!(
+            delivered = self.stats.delivered.load(Ordering::Relaxed),
+            failed,
+            unsent,
+            "kafka publisher closed"
+        );
+        usize::try_from(unsent).unwrap_or(usize::MAX)
+    }
+}
+
+async fn create_topic(client: &ClientConfig, topic: &str, partitions: i32, replication: i32) {
+    let admin: AdminClient<LogContext> = match client.create_with_context(LogContext::default()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create a kafka admin client; not creating the topic");
+            return;
+        }
+    };
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let opts = AdminOptions::new().operation_timeout(Some(STARTUP_PROBE));
+    match admin.create_topics([&new], &opts).await {
+        Ok(results) => {
+            for r in results {
+                match r {
+                    Ok(name) => tracing::info!(topic = %name, partitions, "created kafka topic"),
+                    Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                        tracing::debug!(topic = %name, "kafka topic exists")
+                    }
+                    Err((name, code)) => {
+                        tracing::warn!(topic = %name, error = %code, "cannot create kafka topic")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot create kafka topic (broker unreachable?)"),
+    }
+}
