@@ -270,7 +270,10 @@ async fn create_topic(client: &ClientConfig, topic: &str, partitions: i32, repli
         }
     };
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-    let opts = AdminOptions::new().operation_timeout(Some(STARTUP_PROBE));
+    // Bound the request too: an unreachable broker must not hold up start-up for a minute.
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(STARTUP_PROBE))
+        .request_timeout(Some(STARTUP_PROBE));
     match admin.create_topics([&new], &opts).await {
         Ok(results) => {
             for r in results {
