@@ -271,3 +271,22 @@ fn serves_healthz_and_metrics_counting_checks_by_outcome() {
     );
     assert!(metrics.contains("sitewatch_sites 2"), "{metrics}");
 }
+
+#[test]
+fn sites_using_plugins_are_refused_until_the_plugin_host_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.wasm"), b"\0asm").unwrap();
+    let config = write_config(
+        dir.path(),
+        "plugins:\n  p: { path: p.wasm }\nsites:\n  - name: a\n    url: http://127.0.0.1:1/\n    plugins: [p]\n",
+    );
+    let out = Command::new(AGENT)
+        .arg("--once")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not supported by this build"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no check ran without its plugin");
+}
