@@ -66,48 +66,43 @@ impl<'a> Outline<'a> {
         Some((start, end))
     }
 
-    /// Spans of the items of the block list inside `span` (each from its `- ` line).
-    pub fn items(&self, span: Span) -> Vec<Span> {
-        let dash_lines: Vec<(usize, usize)> = (span.0 + 1..=span.1)
-            .filter(|&n| self.line(n).trim_start().starts_with('-'))
+    /// Spans of the blocks inside `span` that start on a line matching `starts`,
+    /// at the shallowest indentation such lines have; each runs to the next one.
+    fn blocks(&self, span: Span, starts: impl Fn(&str) -> bool) -> Vec<Span> {
+        let candidates: Vec<(usize, usize)> = (span.0 + 1..=span.1)
+            .filter(|&n| starts(self.line(n)))
             .map(|n| (n, indent(self.line(n))))
             .collect();
-        let Some(level) = dash_lines.iter().map(|&(_, i)| i).min() else {
+        let Some(level) = candidates.iter().map(|&(_, i)| i).min() else {
             return Vec::new();
         };
-        let starts: Vec<usize> = dash_lines
+        let firsts: Vec<usize> = candidates
             .into_iter()
             .filter(|&(_, i)| i == level)
             .map(|(n, _)| n)
             .collect();
-        starts
+        firsts
             .iter()
             .enumerate()
-            .map(|(i, &s)| (s, starts.get(i + 1).map_or(span.1, |&next| next - 1)))
+            .map(|(i, &s)| (s, firsts.get(i + 1).map_or(span.1, |&next| next - 1)))
             .collect()
+    }
+
+    /// Spans of the items of the block list inside `span` (each from its `- ` line).
+    pub fn items(&self, span: Span) -> Vec<Span> {
+        self.blocks(span, |l| l.trim_start().starts_with('-'))
     }
 
     /// Spans of the entries of the block mapping inside `span` (each from its `key:` line).
     pub fn entries(&self, span: Span) -> Vec<(String, Span)> {
-        let keyed: Vec<(usize, usize)> = (span.0 + 1..=span.1)
-            .filter(|&n| is_content(self.line(n)) && self.line(n).contains(':'))
-            .map(|n| (n, indent(self.line(n))))
-            .collect();
-        let Some(level) = keyed.iter().map(|&(_, i)| i).min() else {
-            return Vec::new();
-        };
-        let starts: Vec<usize> = keyed
+        self.blocks(span, |l| is_content(l) && l.contains(':'))
             .into_iter()
-            .filter(|&(_, i)| i == level)
-            .map(|(n, _)| n)
-            .collect();
-        starts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &s)| {
-                let key = self.line(s).trim().split(':').next()?.trim();
-                let key = key.trim_matches(|c| c == '"' || c == '\'').to_string();
-                Some((key, (s, starts.get(i + 1).map_or(span.1, |&next| next - 1))))
+            .filter_map(|block| {
+                let key = self.line(block.0).trim().split(':').next()?.trim();
+                Some((
+                    key.trim_matches(|c| c == '"' || c == '\'').to_string(),
+                    block,
+                ))
             })
             .collect()
     }
