@@ -11,7 +11,6 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -20,57 +19,13 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sitewatch_agent::config::kafka::{KafkaConfig, SecurityProtocol};
 use sitewatch_agent::publisher::KafkaPublisher;
-use sitewatch_checks::schema::Timings;
-use sitewatch_checks::{CheckResult, Outcome, SCHEMA_VERSION};
+use sitewatch_checks::{CheckResult, SCHEMA_VERSION};
+use sitewatch_tests::broker::Broker;
+use sitewatch_tests::fixtures::result;
+use sitewatch_tests::free_port;
 use uuid::Uuid;
 
-const KAFKA_DEV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka-dev");
 const PARTITIONS: i32 = 3;
-
-/// A Tansu broker for one test, stopped on drop.
-struct Broker {
-    port: u16,
-}
-
-impl Broker {
-    fn start(port: Option<u16>) -> Broker {
-        let mut cmd = Command::new(KAFKA_DEV);
-        cmd.arg("start");
-        if let Some(p) = port {
-            cmd.arg(p.to_string());
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "kafka-dev start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let addr = String::from_utf8(out.stdout).unwrap();
-        let port = addr.trim().rsplit(':').next().unwrap().parse().unwrap();
-        Broker { port }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new(KAFKA_DEV)
-            .arg("stop")
-            .arg(self.port.to_string())
-            .status();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn unique_topic(name: &str) -> String {
     format!("sitewatch.test.{name}.{}", Uuid::now_v7().simple())
@@ -104,29 +59,6 @@ async fn create_topic(addr: &str, topic: &str) {
             .all(|r| matches!(r, Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)))),
         "{res:?}"
     );
-}
-
-fn result(site: &str) -> CheckResult {
-    CheckResult {
-        schema: SCHEMA_VERSION,
-        check_id: Uuid::now_v7(),
-        site: site.to_string(),
-        url: format!("http://127.0.0.1/{site}"),
-        agent: "test-agent".into(),
-        location: Some("test".into()),
-        started_at: Utc::now(),
-        outcome: Outcome::Up,
-        error: None,
-        http: None,
-        timings_ms: Timings {
-            total: 1.0,
-            ..Default::default()
-        },
-        tls: None,
-        regex: None,
-        regex_absent: None,
-        plugins: vec![],
-    }
 }
 
 /// Reads the whole topic from the beginning (no consumer group: no slow group join)
@@ -172,7 +104,7 @@ fn consume(addr: &str, topic: &str, expected: usize) -> Vec<(String, CheckResult
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_result_arrives_once_keyed_by_site_in_per_site_order() {
-    let broker = Broker::start(None);
+    let broker = Broker::start();
     let topic = unique_topic("order");
     create_topic(&broker.addr(), &topic).await;
     let publisher = KafkaPublisher::new(&kafka_config(&broker.addr(), &topic))
@@ -226,7 +158,7 @@ async fn forward(listen_port: u16, target: String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_published_while_the_broker_is_unreachable_are_delivered_when_it_appears() {
     // The topic exists (as in production), but the agent's bootstrap address answers nothing yet.
-    let broker = Broker::start(None);
+    let broker = Broker::start();
     let topic = unique_topic("late");
     create_topic(&broker.addr(), &topic).await;
     let bootstrap_port = free_port();
@@ -296,7 +228,7 @@ fn serve_page() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_binary_publishes_to_the_configured_topic_creating_it() {
-    let broker = Broker::start(None);
+    let broker = Broker::start();
     let topic = unique_topic("agent");
     let port = serve_page();
     let dir = tempfile::tempdir().unwrap();

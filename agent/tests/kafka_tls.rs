@@ -5,29 +5,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sitewatch_agent::config::kafka::{CreateTopic, KafkaConfig, SecurityProtocol, SslFiles};
 use sitewatch_agent::publisher::KafkaPublisher;
-use sitewatch_checks::schema::Timings;
-use sitewatch_checks::{CheckResult, Outcome, SCHEMA_VERSION};
+use sitewatch_checks::CheckResult;
+use sitewatch_tests::broker::Broker;
+use sitewatch_tests::fixtures::result;
+use sitewatch_tests::free_port;
 use uuid::Uuid;
-
-const KAFKA_DEV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka-dev");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -109,24 +99,17 @@ fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) {
 
 /// Tansu on a plaintext port behind stunnel requiring client certificates; stopped on drop.
 struct TlsBroker {
-    tansu_port: u16,
     tls_port: u16,
     stunnel: Child,
+    // Dropped after stunnel is stopped.
+    _tansu: Broker,
 }
 
 impl TlsBroker {
     fn start(dir: &Path) -> TlsBroker {
-        let (tansu_port, tls_port) = (free_port(), free_port());
-        let out = Command::new(KAFKA_DEV)
-            .args(["start", &tansu_port.to_string()])
-            .env("KAFKA_DEV_ADVERTISED_PORT", tls_port.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let tls_port = free_port();
+        let tansu = Broker::start_on(None, Some(tls_port));
+        let tansu_port = tansu.port;
         let conf = dir.join("stunnel.conf");
         std::fs::write(
             &conf,
@@ -154,9 +137,9 @@ impl TlsBroker {
             std::thread::sleep(Duration::from_millis(50));
         }
         TlsBroker {
-            tansu_port,
             tls_port,
             stunnel,
+            _tansu: tansu,
         }
     }
 }
@@ -165,9 +148,6 @@ impl Drop for TlsBroker {
     fn drop(&mut self) {
         let _ = self.stunnel.kill();
         let _ = self.stunnel.wait();
-        let _ = Command::new(KAFKA_DEV)
-            .args(["stop", &self.tansu_port.to_string()])
-            .status();
     }
 }
 
@@ -196,29 +176,6 @@ fn tls_config(
     }
 }
 
-fn result() -> CheckResult {
-    CheckResult {
-        schema: SCHEMA_VERSION,
-        check_id: Uuid::now_v7(),
-        site: "secure".into(),
-        url: "https://127.0.0.1/".into(),
-        agent: "tls-test".into(),
-        location: None,
-        started_at: Utc::now(),
-        outcome: Outcome::Up,
-        error: None,
-        http: None,
-        timings_ms: Timings {
-            total: 1.0,
-            ..Default::default()
-        },
-        tls: None,
-        regex: None,
-        regex_absent: None,
-        plugins: vec![],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_delivers_and_missing_or_wrong_credentials_keep_results_unsent() {
     let dir = tempfile::tempdir().unwrap();
@@ -242,7 +199,7 @@ async fn mutual_tls_delivers_and_missing_or_wrong_credentials_keep_results_unsen
     let publisher = KafkaPublisher::new(&good).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let r = result();
+        let r = result("secure");
         ids.push(r.check_id);
         publisher.publish(&r).await.unwrap();
     }
@@ -277,8 +234,8 @@ async fn mutual_tls_delivers_and_missing_or_wrong_credentials_keep_results_unsen
     // No client certificate: stunnel (verify = 2) refuses; nothing is delivered, all reported.
     let no_cert = tls_config(broker.tls_port, &topic, ca.clone(), None, None);
     let publisher = KafkaPublisher::new(&no_cert).await.unwrap();
-    publisher.publish(&result()).await.unwrap();
-    publisher.publish(&result()).await.unwrap();
+    publisher.publish(&result("secure")).await.unwrap();
+    publisher.publish(&result("secure")).await.unwrap();
     assert_eq!(publisher.close(Duration::from_secs(3)).await, 2);
 
     // Trusting the wrong CA: the server certificate fails verification.
@@ -290,6 +247,6 @@ async fn mutual_tls_delivers_and_missing_or_wrong_credentials_keep_results_unsen
         Some(key),
     );
     let publisher = KafkaPublisher::new(&wrong_ca).await.unwrap();
-    publisher.publish(&result()).await.unwrap();
+    publisher.publish(&result("secure")).await.unwrap();
     assert_eq!(publisher.close(Duration::from_secs(3)).await, 1);
 }

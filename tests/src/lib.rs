@@ -1,1 +1,17 @@
-//! Helpers shared by the end-to-end tests: starting processes, brokers and databases.
+//! Support shared by the integration tests of every crate: a real Kafka-protocol broker
+//! (Tansu via `scripts/kafka-dev`), free loopback ports, and sample results.
+//! Test code: it panics on failure, which is how a test fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod broker;
+pub mod fixtures;
+
+/// A loopback TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
