@@ -1,1 +1,13 @@
-//! sitewatch sink library (Kafka consumer → PostgreSQL writer).
+//! sitewatch sink: consumes check results from Kafka and stores each exactly once in
+//! PostgreSQL (at-least-once delivery + idempotent insert; offsets committed only after
+//! the database transaction holding their rows has committed).
+
+pub mod config;
+pub mod consumer;
+pub mod decode;
+pub mod migrations;
+pub mod partitions;
+pub mod writer;
+
+pub use config::SinkConfig;
+pub use consumer::{run, SinkError};

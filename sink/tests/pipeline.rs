@@ -1,0 +1,144 @@
+//! Kafka → sink → PostgreSQL with a real broker (Tansu) and database: every result stored
+//! once, poison messages kept aside, committed offsets respected on restart, and a full
+//! redelivery (another group reading from the start) adding nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use sitewatch_sink::SinkConfig;
+use sitewatch_tests::broker::Broker;
+use sitewatch_tests::fixtures::result;
+use support::TestDb;
+use tokio_util::sync::CancellationToken;
+
+fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> SinkConfig {
+    SinkConfig {
+        brokers: broker.addr(),
+        topic: topic.into(),
+        group: group.into(),
+        security_protocol: "plaintext".into(),
+        ssl_ca: None,
+        ssl_cert: None,
+        ssl_key: None,
+        sasl_mechanism: None,
+        sasl_username: None,
+        sasl_password: None,
+        database_url: db.url(),
+        batch_max_rows: 20,
+        batch_max_wait: Duration::from_millis(100),
+        retention_days: 30,
+        partitions_ahead: 1,
+    }
+}
+
+async fn produce(broker: &Broker, topic: &str, payloads: Vec<(String, Vec<u8>)>) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .create()
+        .unwrap();
+    for (key, value) in payloads {
+        producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn results(n: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let r = result(["a", "b", "c"][i % 3]);
+            (r.site.clone(), serde_json::to_vec(&r).unwrap())
+        })
+        .collect()
+}
+
+/// Runs a sink until the database holds `rows` results and `rejected` rejections (or 60 s), then stops it.
+async fn run_sink_until(config: SinkConfig, db: &TestDb, rows: i64, rejected: i64) -> (i64, i64) {
+    let token = CancellationToken::new();
+    let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
+    let client = db.client().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut counts = (0, 0);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Tables exist once the sink has migrated.
+        let Ok(r) = client
+            .query_one("SELECT (SELECT count(*) FROM check_results), (SELECT count(*) FROM rejected_messages)", &[])
+            .await
+        else {
+            continue;
+        };
+        counts = (r.get(0), r.get(1));
+        if counts.0 >= rows && counts.1 >= rejected {
+            break;
+        }
+    }
+    // Give a duplicate, if any, time to show up before stopping.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    token.cancel();
+    sink.await.unwrap().unwrap();
+    let r = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM check_results), (SELECT count(*) FROM rejected_messages)",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_result_is_stored_exactly_once_across_restarts_and_redelivery() {
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = format!("sitewatch.sink.{}", uuid::Uuid::now_v7().simple());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .create()
+        .unwrap();
+    admin
+        .create_topics(
+            [&NewTopic::new(&topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+
+    let mut first = results(50);
+    first.insert(10, ("poison".into(), b"this is not json".to_vec()));
+    produce(&broker, &topic, first).await;
+    let (rows, rejected) =
+        run_sink_until(sink_config(&broker, &topic, "g1", &db), &db, 50, 1).await;
+    assert_eq!((rows, rejected), (50, 1));
+
+    // Restart with the same group: only the new messages are read (offsets were committed).
+    produce(&broker, &topic, results(10)).await;
+    let (rows, rejected) =
+        run_sink_until(sink_config(&broker, &topic, "g1", &db), &db, 60, 1).await;
+    assert_eq!((rows, rejected), (60, 1));
+
+    // Another group re-reads everything from the start: the idempotent insert stores nothing twice.
+    let (rows, _) = run_sink_until(sink_config(&broker, &topic, "g2", &db), &db, i64::MAX, 0).await;
+    assert_eq!(rows, 60, "redelivered results are not stored twice");
+    let client = db.client().await;
+    let events: i64 = client
+        .query_one("SELECT count(*) FROM site_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        events, 3,
+        "one first-seen event per site, no duplicates from redelivery"
+    );
+}

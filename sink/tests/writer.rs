@@ -1,0 +1,257 @@
+//! Batch writing against real PostgreSQL: idempotent inserts, status-change events,
+//! rejected messages, retention, and concurrent migrations.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
+mod support;
+
+use chrono::{Days, Duration, Utc};
+use sitewatch_checks::schema::{CheckError, HttpInfo, RegexInfo};
+use sitewatch_checks::{ErrorKind, Outcome};
+use sitewatch_sink::decode::decode;
+use sitewatch_sink::writer::{write_batch, Batch, Rejected, Row};
+use sitewatch_sink::{migrations, partitions};
+use sitewatch_tests::fixtures::result;
+use support::TestDb;
+
+async fn migrated() -> (TestDb, tokio_postgres::Client) {
+    let db = TestDb::create().await;
+    let mut client = db.client().await;
+    migrations::migrate(&mut client).await.unwrap();
+    (db, client)
+}
+
+fn row(offset: i64, site: &str, outcome: Outcome, minutes_ago: i64) -> Row {
+    let mut r = result(site);
+    r.outcome = outcome;
+    r.started_at = Utc::now() - Duration::minutes(minutes_ago);
+    if outcome == Outcome::Down {
+        r.error = Some(CheckError {
+            kind: ErrorKind::HttpStatus,
+            message: "expected 200-399, got 500".into(),
+        });
+    }
+    Row {
+        partition: 0,
+        offset,
+        result: r,
+    }
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_once_with_typed_columns_and_a_rewrite_is_a_no_op() {
+    let (_db, mut client) = migrated().await;
+    let mut rows: Vec<Row> = (0..100)
+        .map(|i| row(i, ["a", "b", "c"][i as usize % 3], Outcome::Up, 100 - i))
+        .collect();
+    rows[0].result.http = Some(HttpInfo {
+        status: 204,
+        version: "HTTP/1.1".into(),
+        body_bytes: 42,
+        body_truncated: true,
+        redirects: 0,
+    });
+    rows[0].result.regex = Some(RegexInfo {
+        pattern: "Welcome".into(),
+        matched: true,
+    });
+    rows[0].result.timings_ms.ttfb = Some(12.5);
+    let batch = Batch {
+        rows,
+        rejected: vec![],
+    };
+
+    let first = write_batch(&mut client, &batch).await.unwrap();
+    assert_eq!(first.inserted, 100);
+    assert_eq!(first.events, 3, "first result of each new site is an event");
+    let again = write_batch(&mut client, &batch).await.unwrap();
+    assert_eq!(
+        (again.inserted, again.events),
+        (0, 0),
+        "redelivery is a no-op"
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM check_results").await,
+        100
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM site_events").await, 3);
+    assert_eq!(count(&client, "SELECT count(*) FROM sites").await, 3);
+
+    let r = client
+        .query_one(
+            "SELECT http_status, http_version, body_bytes, body_truncated, regex_pattern, regex_matched, ttfb_ms, total_ms, outcome, agent
+             FROM check_results WHERE check_id = $1",
+            &[&batch.rows[0].result.check_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, Option<i32>>(0), Some(204));
+    assert_eq!(r.get::<_, Option<&str>>(1), Some("HTTP/1.1"));
+    assert_eq!(r.get::<_, Option<i64>>(2), Some(42));
+    assert_eq!(r.get::<_, Option<bool>>(3), Some(true));
+    assert_eq!(r.get::<_, Option<&str>>(4), Some("Welcome"));
+    assert_eq!(r.get::<_, Option<bool>>(5), Some(true));
+    assert_eq!(r.get::<_, Option<f64>>(6), Some(12.5));
+    assert_eq!(r.get::<_, f64>(7), 1.0);
+    assert_eq!(r.get::<_, &str>(8), "up");
+    assert_eq!(r.get::<_, &str>(9), "test-agent");
+}
+
+#[tokio::test]
+async fn up_down_up_across_batches_gives_exactly_those_events() {
+    let (_db, mut client) = migrated().await;
+    let b1 = Batch {
+        rows: vec![
+            row(0, "s", Outcome::Up, 30),
+            row(1, "s", Outcome::Up, 29),
+            row(2, "s", Outcome::Down, 28),
+        ],
+        rejected: vec![],
+    };
+    let b2 = Batch {
+        rows: vec![
+            row(3, "s", Outcome::Down, 27),
+            row(4, "s", Outcome::Up, 26),
+            row(5, "s", Outcome::Up, 25),
+        ],
+        rejected: vec![],
+    };
+    write_batch(&mut client, &b1).await.unwrap();
+    write_batch(&mut client, &b2).await.unwrap();
+    write_batch(&mut client, &b1).await.unwrap(); // a redelivered older batch changes nothing
+    let events: Vec<(Option<String>, String)> = client
+        .query(
+            "SELECT previous_outcome, new_outcome FROM site_events WHERE site = 's' ORDER BY at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            (None, "up".into()),
+            (Some("up".into()), "down".into()),
+            (Some("down".into()), "up".into())
+        ]
+    );
+    let reason: Option<String> = client
+        .query_one(
+            "SELECT reason FROM site_events WHERE new_outcome = 'down'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reason.as_deref(), Some("expected 200-399, got 500"));
+    let current: String = client
+        .query_one("SELECT current_outcome FROM sites WHERE name = 's'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(current, "up");
+}
+
+#[tokio::test]
+async fn poison_messages_are_kept_in_rejected_messages_beside_good_ones() {
+    let (_db, mut client) = migrated().await;
+    let good = serde_json::to_vec(&result("good")).unwrap();
+    let payloads: Vec<&[u8]> = vec![
+        b"not json",
+        &good,
+        b"{}",
+        br#"{"schema": 999, "site": "x"}"#,
+    ];
+    let mut batch = Batch::default();
+    for (offset, p) in payloads.iter().enumerate() {
+        match decode(Some(p)) {
+            Ok(result) => batch.rows.push(Row {
+                partition: 1,
+                offset: offset as i64,
+                result,
+            }),
+            Err(e) => batch.rejected.push(Rejected {
+                topic: "t".into(),
+                partition: 1,
+                offset: offset as i64,
+                error: e.to_string(),
+                payload: p.to_vec(),
+            }),
+        }
+    }
+    let stats = write_batch(&mut client, &batch).await.unwrap();
+    assert_eq!((stats.inserted, stats.rejected), (1, 3));
+    let rejected: Vec<(i64, String, Vec<u8>)> = client
+        .query(
+            "SELECT kafka_offset, error, payload FROM rejected_messages ORDER BY kafka_offset",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![0, 2, 3]
+    );
+    assert!(
+        rejected[2].1.contains("future schema version 999"),
+        "{}",
+        rejected[2].1
+    );
+    assert_eq!(rejected[0].2, b"not json");
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM check_results WHERE site = 'good'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn retention_drops_whole_old_partitions_and_keeps_recent_data() {
+    let (_db, mut client) = migrated().await;
+    let old_day = Utc::now()
+        .date_naive()
+        .checked_sub_days(Days::new(40))
+        .unwrap();
+    let mut old = row(0, "r", Outcome::Up, 0);
+    old.result.started_at = old_day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let recent = row(1, "r", Outcome::Up, 1);
+    write_batch(
+        &mut client,
+        &Batch {
+            rows: vec![old, recent],
+            rejected: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let dropped = partitions::drop_older_than(&mut client, 30).await.unwrap();
+    assert_eq!(
+        dropped,
+        vec![format!("check_results_{}", old_day.format("%Y%m%d"))]
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM check_results").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn migrations_are_safe_to_run_concurrently_and_twice() {
+    let db = TestDb::create().await;
+    let (mut a, mut b) = (db.client().await, db.client().await);
+    let (ra, rb) = tokio::join!(migrations::migrate(&mut a), migrations::migrate(&mut b));
+    assert_eq!(ra.unwrap() + rb.unwrap(), 1, "applied exactly once");
+    assert_eq!(migrations::migrate(&mut a).await.unwrap(), 0);
+}
