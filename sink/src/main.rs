@@ -44,12 +44,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Run => {
             let stop = token.clone();
             tokio::spawn(async move {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("SIGTERM handler at start-up");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
+                use tokio::signal::unix::{signal, SignalKind};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {},
+                        _ = term.recv() => {},
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the sink");
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
                 }
                 tracing::info!("shutdown requested: storing the current batch");
                 stop.cancel();

@@ -69,7 +69,6 @@ async fn run_sink_until(config: SinkConfig, db: &TestDb, rows: i64, rejected: i6
     let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
     let client = db.client().await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut counts = (0, 0);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
         // Tables exist once the sink has migrated.
@@ -79,8 +78,8 @@ async fn run_sink_until(config: SinkConfig, db: &TestDb, rows: i64, rejected: i6
         else {
             continue;
         };
-        counts = (r.get(0), r.get(1));
-        if counts.0 >= rows && counts.1 >= rejected {
+        let (stored, kept): (i64, i64) = (r.get(0), r.get(1));
+        if stored >= rows && kept >= rejected {
             break;
         }
     }
