@@ -1,5 +1,8 @@
 //! A uniquely named PostgreSQL database per test, dropped afterwards.
 
+// Compiled into each test binary; not every binary uses every helper.
+#![allow(dead_code)]
+
 use tokio_postgres::{Client, NoTls};
 
 pub const SERVER: &str = "host=127.0.0.1 port=5432 user=postgres";
