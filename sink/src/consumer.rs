@@ -22,6 +22,8 @@ use crate::{migrations, partitions};
 
 /// Longest pause between database retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long shutdown keeps retrying to store the last batch.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often partitions are created ahead and old ones dropped.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -82,7 +84,9 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
     let mut batch = Batch::default();
     let mut next_offsets: HashMap<i32, i64> = HashMap::new();
     let mut batch_deadline = Instant::now() + config.batch_max_wait;
-    let mut maintenance = tokio::time::interval(MAINTENANCE_EVERY);
+    // `prepare` just did this round of maintenance.
+    let mut maintenance =
+        tokio::time::interval_at(Instant::now() + MAINTENANCE_EVERY, MAINTENANCE_EVERY);
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
@@ -125,14 +129,21 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
         }
     }
     if !batch.is_empty() {
-        // Shutdown: one more try to store what was consumed; unstored offsets stay uncommitted.
+        // Shutdown: keep trying to store what was consumed for a while; if the database stays
+        // down, exit without committing those offsets (they will be redelivered).
+        let grace = CancellationToken::new();
+        let expire = grace.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            expire.cancel();
+        });
         flush(
             &mut client,
             &config,
             &consumer,
             &mut batch,
             &mut next_offsets,
-            &CancellationToken::new(),
+            &grace,
         )
         .await;
     }

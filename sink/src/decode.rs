@@ -19,13 +19,20 @@ pub enum Rejection {
     Invalid(String),
 }
 
+/// Just the version of a message; other fields are skipped.
+#[derive(serde::Deserialize)]
+struct Version {
+    schema: Option<u64>,
+}
+
 /// Decodes one message value.
 pub fn decode(payload: Option<&[u8]>) -> Result<CheckResult, Rejection> {
     let payload = payload.filter(|p| !p.is_empty()).ok_or(Rejection::Empty)?;
-    // Look at the version first: a future message may not fit today's shape at all.
-    let value: serde_json::Value =
+    // Look at the version first (without building a JSON tree): a future message may not
+    // fit today's shape at all.
+    let version: Version =
         serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    match value.get("schema").and_then(serde_json::Value::as_u64) {
+    match version.schema {
         Some(v) if v > u64::from(SCHEMA_VERSION) => {
             return Err(Rejection::FutureSchema(
                 u32::try_from(v).unwrap_or(u32::MAX),
@@ -35,7 +42,7 @@ pub fn decode(payload: Option<&[u8]>) -> Result<CheckResult, Rejection> {
         _ => {}
     }
     let result: CheckResult =
-        serde_json::from_value(value).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(e.to_string()))?;
     if result.site.trim().is_empty() {
         return Err(Rejection::Invalid("empty site name".into()));
     }
