@@ -24,14 +24,14 @@ const PUBLISH_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Entry point used by `main.rs`.
 pub async fn main(cli: Cli) -> ExitCode {
-    let config = match config::load(&cli.config) {
+    let mut config = match config::load(&cli.config) {
         Ok(config) => config,
         Err(errors) => {
             eprint!("{errors}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(errors) = reject_plugins(&config) {
+    if let Err(errors) = crate::plugins::attach(&mut config) {
         eprint!("{errors}");
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -47,31 +47,6 @@ pub async fn main(cli: Cli) -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Sites that name plugins are refused until the WebAssembly host is wired in:
-/// running them without their plugins would report checks that were never made.
-fn reject_plugins(config: &AgentConfig) -> Result<(), config::ConfigErrors> {
-    let errors: Vec<config::ConfigError> = config
-        .sites
-        .iter()
-        .filter(|s| !s.plugins.is_empty())
-        .map(|s| config::ConfigError {
-            file: config
-                .plugins
-                .get(&s.plugins[0].name)
-                .map(|d| d.path.clone())
-                .unwrap_or_default(),
-            line: None,
-            field: format!("site `{}`.plugins", s.spec.name),
-            message: "WebAssembly check plugins are not supported by this build yet".into(),
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(config::ConfigErrors(errors))
     }
 }
 

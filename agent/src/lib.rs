@@ -5,5 +5,6 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod ops;
+pub mod plugins;
 pub mod publisher;
 pub mod scheduler;

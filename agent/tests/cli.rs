@@ -13,38 +13,7 @@ use sitewatch_checks::{CheckResult, ErrorKind, Outcome};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_sitewatch-agent");
 
-/// A tiny HTTP/1.1 server on 127.0.0.1: `/` says Welcome, `/error` is a 500.
-fn serve() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut req = Vec::new();
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&req);
-                let (status, body) = if head.starts_with("GET /error") {
-                    ("500 Internal Server Error", "broken")
-                } else {
-                    ("200 OK", "<h1>Welcome</h1>")
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    port
-}
+use sitewatch_tests::site::welcome as serve;
 
 fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("sites.yaml");
@@ -270,23 +239,4 @@ fn serves_healthz_and_metrics_counting_checks_by_outcome() {
         "{metrics}"
     );
     assert!(metrics.contains("sitewatch_sites 2"), "{metrics}");
-}
-
-#[test]
-fn sites_using_plugins_are_refused_until_the_plugin_host_exists() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.wasm"), b"\0asm").unwrap();
-    let config = write_config(
-        dir.path(),
-        "plugins:\n  p: { path: p.wasm }\nsites:\n  - name: a\n    url: http://127.0.0.1:1/\n    plugins: [p]\n",
-    );
-    let out = Command::new(AGENT)
-        .arg("--once")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not supported by this build"), "{stderr}");
-    assert!(out.stdout.is_empty(), "no check ran without its plugin");
 }

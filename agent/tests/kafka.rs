@@ -6,8 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -211,26 +209,11 @@ async fn unreachable_broker_reports_unsent_results_at_close() {
 }
 
 /// A one-page HTTP server for the agent binary to check.
-fn serve_page() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 2048];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nWelcome",
-            );
-        }
-    });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_binary_publishes_to_the_configured_topic_creating_it() {
     let broker = Broker::start();
     let topic = unique_topic("agent");
-    let port = serve_page();
+    let port = sitewatch_tests::site::welcome();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sites.yaml");
     std::fs::write(

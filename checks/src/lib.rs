@@ -12,6 +12,9 @@ pub mod spec;
 #[cfg(feature = "engine")]
 pub mod probe;
 
+#[cfg(feature = "wasm")]
+pub mod plugin;
+
 #[cfg(feature = "ops")]
 pub mod ops;
 

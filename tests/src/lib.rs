@@ -6,6 +6,8 @@
 
 pub mod broker;
 pub mod fixtures;
+pub mod plugins;
+pub mod site;
 
 /// A loopback TCP port nothing listens on right now.
 pub fn free_port() -> u16 {

@@ -208,6 +208,7 @@ fn load_file(file: &Path, acc: &mut Gathered, report: &mut Report) {
                 report,
             ) {
                 decl.path = resolve::relative_to(file, &decl.path);
+                decl.declared_at = Some((file.to_path_buf(), outline.key(span, "path")));
                 if !decl.path.is_file() {
                     report.push(
                         file,
@@ -313,6 +314,11 @@ fn agent_settings(
             "must be at least 1",
         );
     }
+    let plugin_cache = match a.plugin_cache.as_deref().map(str::trim) {
+        None => default_plugin_cache(),
+        Some("off") | Some("") => None,
+        Some(dir) => Some(file.parent().unwrap_or(Path::new(".")).join(dir)),
+    };
     (report.len() == before).then(|| AgentSettings {
         name: a
             .name
@@ -322,7 +328,21 @@ fn agent_settings(
         max_concurrency,
         shutdown_grace,
         listen,
+        plugin_cache,
     })
+}
+
+/// `agent.plugin_cache` when not set: systemd's `CacheDirectory=`, else the XDG cache.
+fn default_plugin_cache() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("CACHE_DIRECTORY")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("sitewatch")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("sitewatch")))
+        .filter(|d| d.is_absolute())
 }
 
 /// The machine's host name, for the default agent name.
@@ -393,6 +413,7 @@ fn finish(g: Gathered, paths: &[PathBuf], mut report: Report) -> Result<AgentCon
         max_concurrency: DEFAULT_MAX_CONCURRENCY,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         listen: None,
+        plugin_cache: default_plugin_cache(),
     });
     report.finish(AgentConfig {
         agent,

@@ -56,6 +56,8 @@ pub struct AgentSettings {
     pub shutdown_grace: Duration,
     /// Where `/healthz` and `/metrics` are served; `None` = not served.
     pub listen: Option<std::net::SocketAddr>,
+    /// Where compiled plugin code is cached; `None` = not cached.
+    pub plugin_cache: Option<PathBuf>,
 }
 
 /// One resolved site.

@@ -20,6 +20,9 @@ pub struct PluginDecl {
     /// Memory cap per call: bytes, or `64MiB`-style text (default 64 MiB).
     #[serde(default, deserialize_with = "bytes_opt")]
     pub max_memory: Option<u64>,
+    /// Config file and line of `path`, for errors found when the component is loaded.
+    #[serde(skip)]
+    pub declared_at: Option<(PathBuf, usize)>,
 }
 
 fn bytes_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {

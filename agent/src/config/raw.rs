@@ -43,6 +43,9 @@ pub struct RawAgent {
     pub shutdown_grace: Option<String>,
     /// Address for `/healthz` and `/metrics`, e.g. `127.0.0.1:9464` (default: not served).
     pub listen: Option<String>,
+    /// Directory for compiled plugin code so restarts skip compiling; `off` disables
+    /// (default: `$CACHE_DIRECTORY`, else `$XDG_CACHE_HOME/sitewatch`, else `~/.cache/sitewatch`).
+    pub plugin_cache: Option<String>,
 }
 
 /// A site entry, or the `defaults:` block (where `name`, `url` and `body` are not allowed).

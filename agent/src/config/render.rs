@@ -42,6 +42,7 @@ struct AgentView<'a> {
     max_concurrency: usize,
     shutdown_grace: String,
     listen: Option<String>,
+    plugin_cache: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -121,6 +122,11 @@ pub fn render(config: &AgentConfig) -> String {
             max_concurrency: config.agent.max_concurrency,
             shutdown_grace: human(config.agent.shutdown_grace),
             listen: config.agent.listen.map(|a| a.to_string()),
+            plugin_cache: config
+                .agent
+                .plugin_cache
+                .as_ref()
+                .map(|d| d.display().to_string()),
         },
         output: if config.kafka.is_some() {
             "kafka"

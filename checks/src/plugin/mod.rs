@@ -1,0 +1,12 @@
+//! The WebAssembly plugin host: runs user check components (`wit/check.wit`) on
+//! each response, isolated from the agent and from each other.
+
+mod bindings;
+mod call;
+mod error;
+mod host;
+mod state;
+
+pub use call::{PluginLimits, WasmPlugin, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT};
+pub use error::{CallError, LoadError};
+pub use host::PluginHost;
