@@ -40,6 +40,13 @@ pub struct SinkConfig {
     /// PostgreSQL connection string (never logged).
     #[arg(long, env = "SITEWATCH_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
+    /// TLS to PostgreSQL: disable, prefer, require, verify-ca or verify-full (default: the
+    /// URL's `sslmode`, else prefer).
+    #[arg(long, env = "SITEWATCH_DATABASE_SSLMODE", value_enum)]
+    pub database_sslmode: Option<crate::database::SslMode>,
+    /// CA certificate (PEM) for the PostgreSQL server; when set, only it is trusted (as libpq's sslrootcert).
+    #[arg(long, env = "SITEWATCH_DATABASE_CA")]
+    pub database_ca: Option<std::path::PathBuf>,
     /// Most messages per database transaction.
     #[arg(long, env = "SITEWATCH_BATCH_MAX_ROWS", default_value_t = 5000)]
     pub batch_max_rows: usize,
@@ -55,6 +62,15 @@ pub struct SinkConfig {
 }
 
 impl SinkConfig {
+    /// The database connection settings, checked.
+    pub fn database(&self) -> Result<crate::database::Database, crate::database::DatabaseConfigError> {
+        crate::database::Database::new(
+            &self.database_url,
+            self.database_sslmode,
+            self.database_ca.as_deref(),
+        )
+    }
+
     /// librdkafka consumer settings: manual offset commits, fast group joins.
     pub fn consumer_config(&self) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();

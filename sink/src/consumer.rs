@@ -12,10 +12,11 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::time::Instant;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SinkConfig;
+use crate::database::{Database, DatabaseConfigError};
 use crate::decode::decode;
 use crate::writer::{write_batch, Batch, Rejected, Row};
 use crate::{migrations, partitions};
@@ -33,34 +34,12 @@ pub enum SinkError {
     /// PostgreSQL could not be reached or rejected the schema.
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
+    /// The database settings cannot work (bad URL, unreadable CA file).
+    #[error("database settings: {0}")]
+    DbConfig(#[from] DatabaseConfigError),
     /// The Kafka consumer could not be created or subscribed.
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-}
-
-/// Connects to PostgreSQL, retrying with backoff until it works or `token` is cancelled.
-pub async fn connect(url: &str, token: &CancellationToken) -> Option<Client> {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match tokio_postgres::connect(url, NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::warn!(error = %e, "database connection ended");
-                    }
-                });
-                return Some(client);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot connect to the database");
-                tokio::select! {
-                    _ = token.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
 }
 
 /// Applies migrations and runs partition maintenance once.
@@ -73,7 +52,8 @@ pub async fn prepare(client: &mut Client, config: &SinkConfig) -> Result<(), Sin
 
 /// Runs until `token` is cancelled; the current batch is stored and committed before returning.
 pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), SinkError> {
-    let Some(mut client) = connect(&config.database_url, &token).await else {
+    let db = config.database()?;
+    let Some(mut client) = db.connect(&token).await else {
         return Ok(());
     };
     prepare(&mut client, &config).await?;
@@ -99,7 +79,7 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
                 }
             }
             _ = tokio::time::sleep_until(batch_deadline), if !batch.is_empty() => {
-                flush(&mut client, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
+                flush(&mut client, &db, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
             }
             message = consumer.recv() => match message {
                 Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
@@ -122,7 +102,7 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
                         }
                     }
                     if batch.len() >= config.batch_max_rows {
-                        flush(&mut client, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
+                        flush(&mut client, &db, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
                     }
                 }
             },
@@ -139,6 +119,7 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
         });
         flush(
             &mut client,
+            &db,
             &config,
             &consumer,
             &mut batch,
@@ -154,6 +135,7 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
 /// Writes the batch (retrying while the database is down), then commits its offsets.
 async fn flush(
     client: &mut Client,
+    db: &Database,
     config: &SinkConfig,
     consumer: &StreamConsumer,
     batch: &mut Batch,
@@ -170,7 +152,7 @@ async fn flush(
             Err(e) => {
                 tracing::warn!(error = %e, messages = batch.len(), retry_in = ?backoff, "cannot store batch; not consuming until it is stored");
                 if client.is_closed() {
-                    match connect(&config.database_url, token).await {
+                    match db.connect(token).await {
                         Some(c) => *client = c,
                         None => return,
                     }

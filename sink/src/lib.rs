@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod database;
 pub mod decode;
 pub mod migrations;
 pub mod partitions;

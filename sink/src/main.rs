@@ -35,7 +35,10 @@ async fn main() -> anyhow::Result<()> {
     let token = CancellationToken::new();
     match cli.command.unwrap_or(Command::Run) {
         Command::Migrate => {
-            let mut client = sitewatch_sink::consumer::connect(&cli.config.database_url, &token)
+            let mut client = cli
+                .config
+                .database()?
+                .connect(&token)
                 .await
                 .ok_or_else(|| anyhow::anyhow!("no database connection"))?;
             sitewatch_sink::consumer::prepare(&mut client, &cli.config).await?;

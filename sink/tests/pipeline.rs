@@ -31,6 +31,8 @@ fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> SinkCo
         sasl_username: None,
         sasl_password: None,
         database_url: db.url(),
+        database_sslmode: None,
+        database_ca: None,
         batch_max_rows: 20,
         batch_max_wait: Duration::from_millis(100),
         retention_days: 30,
