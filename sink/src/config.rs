@@ -63,7 +63,9 @@ pub struct SinkConfig {
 
 impl SinkConfig {
     /// The database connection settings, checked.
-    pub fn database(&self) -> Result<crate::database::Database, crate::database::DatabaseConfigError> {
+    pub fn database(
+        &self,
+    ) -> Result<crate::database::Database, crate::database::DatabaseConfigError> {
         crate::database::Database::new(
             &self.database_url,
             self.database_sslmode,

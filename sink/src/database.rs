@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(url, "host=db sslmode=require user=u");
         assert_eq!(mode, Some(SslMode::VerifyCa));
         assert_eq!(split_sslmode("host=db").1, None);
-        assert_eq!(split_sslmode("host=db sslmode=disable").1, Some(SslMode::Disable));
+        assert_eq!(
+            split_sslmode("host=db sslmode=disable").1,
+            Some(SslMode::Disable)
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@ const URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 async fn encrypted(client: &Client) -> bool {
     client
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .unwrap()
         .get(0)
@@ -61,7 +64,10 @@ async fn verify_full_checks_the_ca_and_the_host_name() {
     // Same CA, but connecting by IP: the name does not match.
     let wrong_host = Database::new(URL, Some(SslMode::VerifyFull), Some(&ca)).unwrap();
     let err = wrong_host.connect_once().await.err().unwrap();
-    assert!(format!("{err:?}").to_lowercase().contains("certificate"), "{err:?}");
+    assert!(
+        format!("{err:?}").to_lowercase().contains("certificate"),
+        "{err:?}"
+    );
     // `verify-ca` does not check the name.
     let ca_only = Database::new(URL, Some(SslMode::VerifyCa), Some(&ca)).unwrap();
     assert!(encrypted(&ca_only.connect_once().await.unwrap()).await);

@@ -8,62 +8,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use sitewatch_sink::SinkConfig;
 use sitewatch_tests::broker::Broker;
-use sitewatch_tests::fixtures::result;
-use support::TestDb;
+use support::{create_topic, produce, results, sink_config, TestDb};
 use tokio_util::sync::CancellationToken;
-
-fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> SinkConfig {
-    SinkConfig {
-        brokers: broker.addr(),
-        topic: topic.into(),
-        group: group.into(),
-        security_protocol: "plaintext".into(),
-        ssl_ca: None,
-        ssl_cert: None,
-        ssl_key: None,
-        sasl_mechanism: None,
-        sasl_username: None,
-        sasl_password: None,
-        database_url: db.url(),
-        database_sslmode: None,
-        database_ca: None,
-        batch_max_rows: 20,
-        batch_max_wait: Duration::from_millis(100),
-        retention_days: 30,
-        partitions_ahead: 1,
-    }
-}
-
-async fn produce(broker: &Broker, topic: &str, payloads: Vec<(String, Vec<u8>)>) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .create()
-        .unwrap();
-    for (key, value) in payloads {
-        producer
-            .send(
-                FutureRecord::to(topic).key(&key).payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
-}
-
-fn results(n: usize) -> Vec<(String, Vec<u8>)> {
-    (0..n)
-        .map(|i| {
-            let r = result(["a", "b", "c"][i % 3]);
-            (r.site.clone(), serde_json::to_vec(&r).unwrap())
-        })
-        .collect()
-}
 
 /// Runs a sink until the database holds `rows` results and `rejected` rejections (or 60 s), then stops it.
 async fn run_sink_until(config: SinkConfig, db: &TestDb, rows: i64, rejected: i64) -> (i64, i64) {
@@ -103,18 +51,7 @@ async fn run_sink_until(config: SinkConfig, db: &TestDb, rows: i64, rejected: i6
 async fn every_result_is_stored_exactly_once_across_restarts_and_redelivery() {
     let broker = Broker::start();
     let db = TestDb::create().await;
-    let topic = format!("sitewatch.sink.{}", uuid::Uuid::now_v7().simple());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            [&NewTopic::new(&topic, 3, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    let topic = create_topic(&broker, 3).await;
 
     let mut first = results(50);
     first.insert(10, ("poison".into(), b"this is not json".to_vec()));

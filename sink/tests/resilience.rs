@@ -1,0 +1,193 @@
+//! The sink under trouble, with a real broker (Tansu) and database: two sinks sharing
+//! a multi-partition topic, database connections killed mid-stream, and the sink
+//! process SIGKILLed repeatedly. Each ends with every produced check stored once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use sitewatch_tests::broker::Broker;
+use sitewatch_tests::fixtures::result;
+use support::{create_topic, produce, sink_config, stored, TestDb};
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// `n` results over 20 sites (so every partition gets some), and their check ids.
+fn spread(n: usize) -> (Vec<(String, Vec<u8>)>, BTreeSet<Uuid>) {
+    let results: Vec<_> = (0..n)
+        .map(|i| result(&format!("site-{}", i % 20)))
+        .collect();
+    let ids = results.iter().map(|r| r.check_id).collect();
+    let messages = results
+        .iter()
+        .map(|r| (r.site.clone(), serde_json::to_vec(r).unwrap()))
+        .collect();
+    (messages, ids)
+}
+
+async fn wait_for(client: &Client, rows: i64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while stored(client).await < rows && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stored_ids(client: &Client) -> BTreeSet<Uuid> {
+    client
+        .query("SELECT check_id FROM check_results", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+async fn assert_each_stored_once(client: &Client, ids: &BTreeSet<Uuid>) {
+    let (rows, distinct): (i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT count(*), count(DISTINCT check_id) FROM check_results",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(rows, distinct, "a check is stored twice");
+    let got = stored_ids(client).await;
+    let missing = ids.difference(&got).count();
+    assert_eq!(missing, 0, "{missing} of {} checks missing", ids.len());
+    assert_eq!(got.len(), ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_in_one_group_share_the_partitions_and_store_each_check_once() {
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = create_topic(&broker, 4).await;
+    let (messages, ids) = spread(400);
+    produce(&broker, &topic, messages).await;
+
+    let token = CancellationToken::new();
+    let a = tokio::spawn(sitewatch_sink::run(
+        sink_config(&broker, &topic, "shared", &db),
+        token.clone(),
+    ));
+    let b = tokio::spawn(sitewatch_sink::run(
+        sink_config(&broker, &topic, "shared", &db),
+        token.clone(),
+    ));
+    let client = db.client().await;
+    wait_for(&client, ids.len() as i64, Duration::from_secs(90)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    token.cancel();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+
+    assert_each_stored_once(&client, &ids).await;
+    let partitions: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT kafka_partition) FROM check_results",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(partitions, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = create_topic(&broker, 2).await;
+    let (messages, ids) = spread(1000);
+
+    let token = CancellationToken::new();
+    let mut config = sink_config(&broker, &topic, "g", &db);
+    config.batch_max_rows = 50;
+    let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
+    let client = db.client().await;
+    // Produce in waves while the sink's backends are terminated between them.
+    let mut killed = 0u64;
+    for wave in messages.chunks(100) {
+        produce(&broker, &topic, wave.to_vec()).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        killed += client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0) as u64;
+    }
+    assert!(
+        killed >= 5,
+        "the sink's connection was killed only {killed} times"
+    );
+    wait_for(&client, ids.len() as i64, Duration::from_secs(90)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    token.cancel();
+    sink.await.unwrap().unwrap();
+    assert_each_stored_once(&client, &ids).await;
+}
+
+fn start_sink(broker: &Broker, topic: &str, db: &TestDb) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sitewatch-sink"))
+        .env("SITEWATCH_BROKERS", broker.addr())
+        .env("SITEWATCH_TOPIC", topic)
+        .env("SITEWATCH_GROUP", "killed")
+        .env("SITEWATCH_DATABASE_URL", db.url())
+        .env("SITEWATCH_BATCH_MAX_ROWS", "100")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_process_killed_repeatedly_mid_batch_loses_and_duplicates_nothing() {
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = create_topic(&broker, 3).await;
+    let (messages, ids) = spread(3000);
+    produce(&broker, &topic, messages).await;
+    let client = db.client().await;
+
+    let mut progress = Vec::new();
+    let mut seen = 0;
+    for _ in 0..3 {
+        let mut sink = start_sink(&broker, &topic, &db);
+        // Kill as soon as this run has stored something: mid-stream, at whatever
+        // point of its consume → write → commit cycle it happens to be.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while stored(&client).await < seen + 150 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sink.kill().unwrap(); // SIGKILL: no flush, no commit
+        sink.wait().unwrap();
+        seen = stored(&client).await;
+        progress.push(seen);
+    }
+    let mut sink = start_sink(&broker, &topic, &db);
+    wait_for(&client, ids.len() as i64, Duration::from_secs(90)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &sink.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = sink.wait().unwrap();
+    assert!(exit.success(), "sink exit after SIGTERM: {exit:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]) && progress[2] < ids.len() as i64,
+        "every run should have stored some and been killed before the end: {progress:?}"
+    );
+    assert_each_stored_once(&client, &ids).await;
+}
