@@ -255,3 +255,56 @@ async fn migrations_are_safe_to_run_concurrently_and_twice() {
     assert_eq!(ra.unwrap() + rb.unwrap(), 1, "applied exactly once");
     assert_eq!(migrations::migrate(&mut a).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn copy_and_unnest_store_identical_rows_and_both_skip_redeliveries() {
+    use sitewatch_sink::writer::{write_batch_with, InsertMethod};
+    let (_db_a, mut unnest_client) = migrated().await;
+    let (_db_b, mut copy_client) = migrated().await;
+    let mut rows: Vec<Row> = (0..50)
+        .map(|i| row(i, ["a", "b"][i as usize % 2], Outcome::Up, 60 - i))
+        .collect();
+    rows[3] = row(3, "b", Outcome::Down, 57);
+    rows[4].result.plugins = vec![sitewatch_checks::schema::PluginResult {
+        name: "p".into(),
+        outcome: sitewatch_checks::schema::PluginOutcome::Warn,
+        message: "m".into(),
+        metrics: Vec::new(),
+        labels: Vec::new(),
+        duration_ms: 0.5,
+    }];
+    let batch = Batch {
+        rows,
+        rejected: Vec::new(),
+    };
+    for (client, method) in [
+        (&mut unnest_client, InsertMethod::Unnest),
+        (&mut copy_client, InsertMethod::Copy),
+    ] {
+        let first = write_batch_with(client, &batch, method).await.unwrap();
+        assert_eq!(first.inserted, 50, "{method:?}");
+        let again = write_batch_with(client, &batch, method).await.unwrap();
+        assert_eq!((again.inserted, again.events), (0, 0), "{method:?}");
+    }
+    // Every column, as text, in a stable order.
+    let dump = "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY check_id)
+                FROM (SELECT * FROM check_results) t";
+    let strip = |s: String| {
+        // received_at is the insert time: it legitimately differs.
+        s.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("received_at");
+                v.to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let a: String = unnest_client.query_one(dump, &[]).await.unwrap().get(0);
+    let b: String = copy_client.query_one(dump, &[]).await.unwrap().get(0);
+    assert_eq!(strip(a), strip(b));
+    let events = "SELECT count(*) FROM site_events";
+    assert_eq!(
+        count(&unnest_client, events).await,
+        count(&copy_client, events).await
+    );
+}

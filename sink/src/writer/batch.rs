@@ -1,0 +1,153 @@
+//! One batch, one transaction: results (bulk, idempotent), sites, status-change
+//! events, rejected messages. Nothing is partly stored: the transaction commits or not.
+
+use chrono::{DateTime, Utc};
+use sitewatch_checks::CheckResult;
+use tokio_postgres::{Client, Transaction};
+use uuid::Uuid;
+
+use super::{copy, events, unnest};
+use crate::partitions;
+
+/// A decoded message with where it came from.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// The result.
+    pub result: CheckResult,
+}
+
+/// A message that could not be decoded.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// Kafka topic.
+    pub topic: String,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// Why it was rejected.
+    pub error: String,
+    /// The raw value.
+    pub payload: Vec<u8>,
+}
+
+/// What one transaction stores.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    /// Decoded results.
+    pub rows: Vec<Row>,
+    /// Undecodable messages.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Batch {
+    /// Messages in the batch.
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.rejected.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a batch write did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    /// New result rows (redeliveries are not counted).
+    pub inserted: u64,
+    /// Status-change events recorded.
+    pub events: u64,
+    /// Rejected messages recorded.
+    pub rejected: u64,
+}
+
+/// How result rows reach `check_results` (both idempotent; see BENCHMARKS.md for which is faster).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum InsertMethod {
+    /// One `INSERT … SELECT FROM UNNEST($1, …, $27) ON CONFLICT DO NOTHING`.
+    #[default]
+    Unnest,
+    /// Binary `COPY` into a temporary staging table, then `INSERT … SELECT … ON CONFLICT DO NOTHING`.
+    Copy,
+}
+
+/// Stores `batch` in one transaction with the default [`InsertMethod`].
+pub async fn write_batch(
+    client: &mut Client,
+    batch: &Batch,
+) -> Result<WriteStats, tokio_postgres::Error> {
+    write_batch_with(client, batch, InsertMethod::default()).await
+}
+
+/// Stores `batch` in one transaction.
+pub async fn write_batch_with(
+    client: &mut Client,
+    batch: &Batch,
+    method: InsertMethod,
+) -> Result<WriteStats, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let days = batch.rows.iter().map(|r| r.result.started_at.date_naive());
+    partitions::ensure_days(&tx, days).await?;
+    let inserted = match method {
+        InsertMethod::Unnest => unnest::insert_results(&tx, &batch.rows).await?,
+        InsertMethod::Copy => copy::insert_results(&tx, &batch.rows).await?,
+    };
+    let events = events::record_sites_and_events(&tx, &inserted).await?;
+    let rejected = insert_rejected(&tx, &batch.rejected).await?;
+    tx.commit().await?;
+    Ok(WriteStats {
+        inserted: inserted.len() as u64,
+        events,
+        rejected,
+    })
+}
+
+/// A row that was actually inserted (not a duplicate).
+pub(super) struct Inserted {
+    pub(super) site: String,
+    pub(super) url: String,
+    pub(super) started_at: DateTime<Utc>,
+    pub(super) check_id: Uuid,
+    pub(super) outcome: String,
+    pub(super) reason: Option<String>,
+}
+
+impl Inserted {
+    /// From a `RETURNING site, url, started_at, check_id, outcome, error_message` row.
+    pub(super) fn from_row(row: &tokio_postgres::Row) -> Self {
+        Inserted {
+            site: row.get(0),
+            url: row.get(1),
+            started_at: row.get(2),
+            check_id: row.get(3),
+            outcome: row.get(4),
+            reason: row.get(5),
+        }
+    }
+}
+
+async fn insert_rejected(
+    tx: &Transaction<'_>,
+    rejected: &[Rejected],
+) -> Result<u64, tokio_postgres::Error> {
+    if rejected.is_empty() {
+        return Ok(0);
+    }
+    let topic: Vec<&str> = rejected.iter().map(|r| r.topic.as_str()).collect();
+    let partition: Vec<i32> = rejected.iter().map(|r| r.partition).collect();
+    let offset: Vec<i64> = rejected.iter().map(|r| r.offset).collect();
+    let error: Vec<&str> = rejected.iter().map(|r| r.error.as_str()).collect();
+    let payload: Vec<&[u8]> = rejected.iter().map(|r| r.payload.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO rejected_messages (topic, kafka_partition, kafka_offset, error, payload)
+         SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bytea[])",
+        &[&topic, &partition, &offset, &error, &payload],
+    )
+    .await
+}

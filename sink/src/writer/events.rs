@@ -1,0 +1,147 @@
+//! `sites` upserts and `site_events` for every change of a site's outcome, in three
+//! statements per batch whatever the number of sites (lock, insert events, upsert).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::batch::Inserted;
+
+/// A site's state as stored before this batch.
+struct Known {
+    outcome: String,
+    last_change: DateTime<Utc>,
+}
+
+/// Upserts `sites` and records an event for every outcome change, in `started_at` order.
+/// The batch's site rows are locked (in name order, so concurrent sinks cannot deadlock)
+/// until commit, so sinks overlapping during a rebalance serialise per site.
+pub(super) async fn record_sites_and_events(
+    tx: &Transaction<'_>,
+    inserted: &[Inserted],
+) -> Result<u64, tokio_postgres::Error> {
+    if inserted.is_empty() {
+        return Ok(0);
+    }
+    let mut by_site: BTreeMap<&str, Vec<&Inserted>> = BTreeMap::new();
+    for row in inserted {
+        by_site.entry(row.site.as_str()).or_default().push(row);
+    }
+    let names: Vec<&str> = by_site.keys().copied().collect();
+    let known: HashMap<String, Known> = tx
+        .query(
+            "SELECT name, current_outcome, last_change_at FROM sites
+             WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+            &[&names],
+        )
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Known {
+                    outcome: r.get(1),
+                    last_change: r.get(2),
+                },
+            )
+        })
+        .collect();
+
+    let mut events = Events::default();
+    let mut sites = Sites::default();
+    for (site, mut rows) in by_site {
+        rows.sort_by_key(|r| (r.started_at, r.check_id));
+        let before = known.get(site);
+        let mut current: Option<&str> = before.map(|k| k.outcome.as_str());
+        let mut last_change = before.map(|k| k.last_change);
+        for row in &rows {
+            if current != Some(row.outcome.as_str()) {
+                events.push(site, current, row);
+                current = Some(row.outcome.as_str());
+                last_change = Some(row.started_at);
+            }
+        }
+        let (first, last) = (rows[0], rows[rows.len() - 1]);
+        sites.name.push(site);
+        sites.url.push(last.url.as_str());
+        sites.first_seen.push(first.started_at);
+        sites.last_seen.push(last.started_at);
+        sites.outcome.push(current.unwrap_or(last.outcome.as_str()));
+        sites
+            .last_change
+            .push(last_change.unwrap_or(first.started_at));
+    }
+
+    let recorded = events.site.len() as u64;
+    if recorded > 0 {
+        tx.execute(
+            "INSERT INTO site_events (site, previous_outcome, new_outcome, at, check_id, reason)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                                  $5::uuid[], $6::text[])",
+            &[
+                &events.site,
+                &events.previous,
+                &events.new,
+                &events.at,
+                &events.check_id,
+                &events.reason,
+            ],
+        )
+        .await?;
+    }
+    tx.execute(
+        "INSERT INTO sites (name, url, first_seen, last_seen, current_outcome, last_change_at)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                              $5::text[], $6::timestamptz[])
+         ON CONFLICT (name) DO UPDATE SET
+             url = EXCLUDED.url,
+             last_seen = GREATEST(sites.last_seen, EXCLUDED.last_seen),
+             current_outcome = EXCLUDED.current_outcome,
+             last_change_at = EXCLUDED.last_change_at",
+        &[
+            &sites.name,
+            &sites.url,
+            &sites.first_seen,
+            &sites.last_seen,
+            &sites.outcome,
+            &sites.last_change,
+        ],
+    )
+    .await?;
+    Ok(recorded)
+}
+
+/// `site_events` rows, column by column.
+#[derive(Default)]
+struct Events<'a> {
+    site: Vec<&'a str>,
+    previous: Vec<Option<&'a str>>,
+    new: Vec<&'a str>,
+    at: Vec<DateTime<Utc>>,
+    check_id: Vec<Uuid>,
+    reason: Vec<Option<&'a str>>,
+}
+
+impl<'a> Events<'a> {
+    fn push(&mut self, site: &'a str, previous: Option<&'a str>, row: &'a Inserted) {
+        self.site.push(site);
+        self.previous.push(previous);
+        self.new.push(row.outcome.as_str());
+        self.at.push(row.started_at);
+        self.check_id.push(row.check_id);
+        self.reason.push(row.reason.as_deref());
+    }
+}
+
+/// `sites` rows, column by column.
+#[derive(Default)]
+struct Sites<'a> {
+    name: Vec<&'a str>,
+    url: Vec<&'a str>,
+    first_seen: Vec<DateTime<Utc>>,
+    last_seen: Vec<DateTime<Utc>>,
+    outcome: Vec<&'a str>,
+    last_change: Vec<DateTime<Utc>>,
+}
