@@ -12,19 +12,38 @@ pub fn attach(config: &mut AgentConfig) -> Result<(), ConfigErrors> {
     use std::sync::Arc;
 
     use sitewatch_checks::plugin::{
-        PluginHost, PluginLimits, WasmPlugin, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT,
+        HostOptions, PluginHost, PluginLimits, WasmPlugin, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT,
     };
     use sitewatch_checks::spec::PluginBinding;
 
     if config.plugins.is_empty() {
         return Ok(());
     }
-    let host = match PluginHost::new(config.agent.plugin_cache.as_deref()) {
+    let limits_of = |decl: &crate::config::PluginDecl| PluginLimits {
+        timeout: decl.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        max_memory: decl.max_memory.map_or(DEFAULT_MAX_MEMORY, |b| {
+            usize::try_from(b).unwrap_or(usize::MAX)
+        }),
+    };
+    let mut options = HostOptions {
+        cache_dir: config.agent.plugin_cache.clone(),
+        // Every running check may be in a plugin call at once.
+        concurrent_calls: u32::try_from(config.agent.max_concurrency).unwrap_or(u32::MAX),
+        max_memory: config
+            .plugins
+            .values()
+            .map(|d| limits_of(d).max_memory)
+            .max()
+            .unwrap_or(DEFAULT_MAX_MEMORY),
+    };
+    let host = match PluginHost::with_options(&options) {
         Ok(host) => host,
         // A read-only or missing cache only costs compile time: carry on without it.
         Err(e @ sitewatch_checks::plugin::LoadError::Cache { .. }) => {
             tracing::warn!("{e}; compiling plugins without a cache");
-            PluginHost::new(None).map_err(|e| one_error(config, None, e.to_string()))?
+            options.cache_dir = None;
+            PluginHost::with_options(&options)
+                .map_err(|e| one_error(config, None, e.to_string()))?
         }
         Err(e) => return Err(one_error(config, None, e.to_string())),
     };

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sitewatch_checks::plugin::{CallError, LoadError, PluginHost, PluginLimits, WasmPlugin};
+use sitewatch_checks::plugin::{
+    CallError, HostOptions, LoadError, PluginHost, PluginLimits, WasmPlugin,
+};
 use sitewatch_checks::schema::{PluginOutcome, PluginResult, Timings};
 use sitewatch_checks::spec::ResponseView;
 use sitewatch_tests::plugins::component;
@@ -162,7 +164,12 @@ async fn the_sandbox_grants_no_files_environment_or_network() {
 
 #[tokio::test]
 async fn hostile_plugins_are_contained_and_the_host_stays_usable() {
-    let h = host();
+    // Two pooled slots: the concurrent calls at the end must wait for one, not fail.
+    let h = PluginHost::with_options(&HostOptions {
+        concurrent_calls: 2,
+        ..HostOptions::default()
+    })
+    .unwrap();
     let limits = PluginLimits {
         timeout: Duration::from_millis(100),
         max_memory: 32 * 1024 * 1024,
@@ -237,6 +244,12 @@ async fn hostile_plugins_are_contained_and_the_host_stays_usable() {
     assert_eq!(flood.outcome, PluginOutcome::Pass, "{flood:?}");
 
     // After all that, many concurrent good calls still succeed.
+    let over = PluginLimits {
+        max_memory: 1 << 30,
+        ..limits
+    };
+    let err = h.load("big", &component("hostile"), over).err().unwrap();
+    assert!(matches!(err, LoadError::Limits { .. }), "{err}");
     let calls: Vec<_> = (0..16).map(|_| tokio::spawn(call("pass"))).collect();
     for c in calls {
         c.await.unwrap().0.unwrap();

@@ -54,6 +54,7 @@ pub struct WasmPlugin {
     pre: CheckerPre<CallState>,
     limits: PluginLimits,
     _ticker: Arc<EpochTicker>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl WasmPlugin {
@@ -63,6 +64,7 @@ impl WasmPlugin {
         pre: CheckerPre<CallState>,
         limits: PluginLimits,
         ticker: Arc<EpochTicker>,
+        slots: Arc<tokio::sync::Semaphore>,
     ) -> Self {
         WasmPlugin {
             name: name.into(),
@@ -70,6 +72,7 @@ impl WasmPlugin {
             pre,
             limits,
             _ticker: ticker,
+            slots,
         }
     }
 
@@ -107,6 +110,10 @@ impl WasmPlugin {
         response: &ResponseView<'_>,
         config: &[(String, String)],
     ) -> Result<types::Verdict, CallError> {
+        // One pooled instance slot per call; the semaphore is never closed.
+        let Ok(_slot) = self.slots.acquire().await else {
+            return Err(CallError::NoRuntime);
+        };
         let mut store = Store::new(
             &self.engine,
             CallState::new(self.name.clone(), self.limits.max_memory),

@@ -18,6 +18,14 @@ pub enum LoadError {
         /// What went wrong.
         message: String,
     },
+    /// Limits the host was not sized for.
+    #[error("cannot load `{}` with these limits: {message}", path.display())]
+    Limits {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
     /// The component file cannot be read.
     #[error("cannot read plugin `{}`: {source}", path.display())]
     Read {

@@ -5,8 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Cache, CacheConfig, Config, Engine};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use super::bindings::{Checker, CheckerPre};
 use super::call::{PluginLimits, WasmPlugin};
@@ -16,19 +19,63 @@ use super::state::CallState;
 /// How often the epoch advances: the granularity of plugin deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// How the host is sized; fixed at start.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Absolute directory for compiled code, so restarts load without recompiling.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Plugin calls running at once; more wait for a free slot.
+    pub concurrent_calls: u32,
+    /// The largest `max_memory` of any plugin to be loaded.
+    pub max_memory: usize,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            cache_dir: None,
+            concurrent_calls: 64,
+            max_memory: super::DEFAULT_MAX_MEMORY,
+        }
+    }
+}
+
 /// Compiles and links plugin components.
 pub struct PluginHost {
     engine: Engine,
+    slots: Arc<Semaphore>,
+    max_memory: usize,
     linker: Linker<CallState>,
     ticker: Arc<EpochTicker>,
     cache: Option<Cache>,
 }
 
 impl PluginHost {
-    /// A host whose compiled code is cached under `cache_dir` (absolute) when given,
-    /// so restarts load plugins without recompiling them.
+    /// A host with default sizing whose compiled code is cached under `cache_dir`.
     pub fn new(cache_dir: Option<&Path>) -> Result<Self, LoadError> {
+        Self::with_options(&HostOptions {
+            cache_dir: cache_dir.map(Path::to_path_buf),
+            ..HostOptions::default()
+        })
+    }
+
+    /// A host sized by `options`.
+    pub fn with_options(options: &HostOptions) -> Result<Self, LoadError> {
+        let cache_dir = options.cache_dir.as_deref();
+        let slots = options.concurrent_calls.max(1);
         let mut config = Config::new();
+        // Instances, memories and fiber stacks come from pre-reserved pools and are
+        // reset, not unmapped, after each call: instantiation costs microseconds.
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(8))
+            .total_memories(slots.saturating_mul(2))
+            .total_tables(slots.saturating_mul(8))
+            .total_stacks(slots)
+            .max_memory_size(options.max_memory);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Reserve only what the largest plugin may use (not 4 GiB per slot).
+        config.memory_reservation(options.max_memory as u64);
         config.wasm_component_model(true);
         // Deadlines: compiled code checks the epoch at loop heads and calls.
         config.epoch_interruption(true);
@@ -54,6 +101,8 @@ impl PluginHost {
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(PluginHost {
             engine,
+            slots: Arc::new(Semaphore::new(slots as usize)),
+            max_memory: options.max_memory,
             linker,
             ticker,
             cache,
@@ -76,6 +125,15 @@ impl PluginHost {
         path: &Path,
         limits: PluginLimits,
     ) -> Result<WasmPlugin, LoadError> {
+        if limits.max_memory > self.max_memory {
+            return Err(LoadError::Limits {
+                path: path.to_path_buf(),
+                message: format!(
+                    "max_memory {} is above the host's pool size {}",
+                    limits.max_memory, self.max_memory
+                ),
+            });
+        }
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: path.to_path_buf(),
             source,
@@ -99,6 +157,7 @@ impl PluginHost {
             pre,
             limits,
             self.ticker.clone(),
+            self.slots.clone(),
         ))
     }
 }

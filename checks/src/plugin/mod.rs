@@ -9,4 +9,4 @@ mod state;
 
 pub use call::{PluginLimits, WasmPlugin, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT};
 pub use error::{CallError, LoadError};
-pub use host::PluginHost;
+pub use host::{HostOptions, PluginHost};
