@@ -3,7 +3,6 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod logging;
 pub mod ops;
 pub mod plugins;
 pub mod publisher;

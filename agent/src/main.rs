@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = sitewatch_agent::cli::Cli::parse();
-    sitewatch_agent::logging::init(cli.log_format);
+    sitewatch_checks::ops::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -2,12 +2,15 @@
 //! PostgreSQL (at-least-once delivery + idempotent insert; offsets committed only after
 //! the database transaction holding their rows has committed).
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod database;
 pub mod decode;
 pub mod migrations;
 pub mod partitions;
+pub mod report;
 pub mod writer;
 
 pub use config::SinkConfig;

@@ -1,10 +1,18 @@
-//! Tracing setup: logs go to stderr (stdout carries results), filtered by `RUST_LOG`.
+//! Log setup shared by both binaries: stderr (stdout may carry results), filtered
+//! by `RUST_LOG` (default `info`), as text or one JSON object per line.
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
-/// Installs the global subscriber; default level `info`.
+/// Installs the global subscriber.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

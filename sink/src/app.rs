@@ -1,0 +1,105 @@
+//! The sink's top level: run the chosen subcommand, map failures to exit codes,
+//! turn SIGINT/SIGTERM into a cancellation.
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command};
+use crate::consumer::{self, SinkError};
+use crate::report;
+
+/// Exit code for settings that cannot work (sysexits EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Entry point used by `main.rs`.
+pub async fn main(cli: Cli) -> ExitCode {
+    let outcome = match cli.command.clone().unwrap_or(Command::Run) {
+        Command::Run => {
+            let token = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(token.clone()));
+            consumer::run(cli.config, token).await
+        }
+        Command::Migrate => migrate(&cli).await,
+        Command::Report { since, json } => return print_report(&cli, since, json).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ SinkError::DbConfig(_)) => {
+            tracing::error!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(cli: &Cli) -> Result<(), SinkError> {
+    let token = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(token.clone()));
+    let db = cli.config.database()?;
+    let Some(mut client) = db.connect(&token).await else {
+        return Ok(());
+    };
+    consumer::prepare(&mut client, &cli.config).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn print_report(cli: &Cli, window: std::time::Duration, json: bool) -> ExitCode {
+    let db = match cli.config.database() {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("sitewatch-sink: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let client = match db.connect_once().await {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("sitewatch-sink: cannot connect to the database: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let since = chrono::Utc::now()
+        - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
+    match report::load(&client, since).await {
+        Ok(r) if json => match serde_json::to_string_pretty(&r) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sitewatch-sink: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(r) => {
+            print!("{}", report::text(&r));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sitewatch-sink: cannot read the report (has the sink migrated this database?): {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the sink");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested: storing the current batch");
+    token.cancel();
+}

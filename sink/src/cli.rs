@@ -1,0 +1,41 @@
+//! Command-line arguments: the subcommand, the sink settings, the log format.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+pub use sitewatch_checks::ops::LogFormat;
+
+use crate::config::SinkConfig;
+
+/// Stores sitewatch check results from Kafka in PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "sitewatch-sink", version)]
+pub struct Cli {
+    /// What to do (default: run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Where to read from and write to.
+    #[command(flatten)]
+    pub config: SinkConfig,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SITEWATCH_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// The sink's subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Consume and store until SIGINT/SIGTERM (the default).
+    Run,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print each site's outcome, uptime, response times, last error and recent changes.
+    Report {
+        /// Window to summarise, e.g. `15m`, `1h`, `7d`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        since: Duration,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}

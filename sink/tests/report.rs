@@ -1,0 +1,134 @@
+//! `sitewatch-sink report` against real PostgreSQL: per-site figures over the window,
+//! recent changes, the table and the `--json` output of the binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
+mod support;
+
+use chrono::{Duration, Utc};
+use sitewatch_checks::schema::CheckError;
+use sitewatch_checks::{ErrorKind, Outcome};
+use sitewatch_sink::migrations;
+use sitewatch_sink::report;
+use sitewatch_sink::writer::{write_batch, Batch, Row};
+use sitewatch_tests::fixtures::result;
+use support::TestDb;
+
+fn row(offset: i64, site: &str, outcome: Outcome, minutes_ago: i64, total_ms: f64) -> Row {
+    let mut r = result(site);
+    r.outcome = outcome;
+    r.started_at = Utc::now() - Duration::minutes(minutes_ago);
+    r.timings_ms.total = total_ms;
+    if outcome == Outcome::Down {
+        r.error = Some(CheckError {
+            kind: ErrorKind::HttpStatus,
+            message: "expected 200-399, got 503".into(),
+        });
+    }
+    Row {
+        partition: 0,
+        offset,
+        result: r,
+    }
+}
+
+async fn filled() -> TestDb {
+    let db = TestDb::create().await;
+    let mut client = db.client().await;
+    migrations::migrate(&mut client).await.unwrap();
+    let rows = vec![
+        row(0, "steady", Outcome::Up, 30, 10.0),
+        row(1, "steady", Outcome::Up, 20, 20.0),
+        row(2, "steady", Outcome::Up, 10, 30.0),
+        row(3, "flaky", Outcome::Up, 30, 5.0),
+        row(4, "flaky", Outcome::Down, 20, 7.0),
+        row(5, "flaky", Outcome::Up, 10, 6.0),
+        row(6, "gone", Outcome::Down, 180, 1.0),
+    ];
+    write_batch(
+        &mut client,
+        &Batch {
+            rows,
+            rejected: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    db
+}
+
+#[tokio::test]
+async fn the_report_summarises_each_site_over_the_window() {
+    let db = filled().await;
+    let client = db.client().await;
+    let r = report::load(&client, Utc::now() - Duration::hours(1))
+        .await
+        .unwrap();
+    let names: Vec<&str> = r.sites.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["flaky", "gone", "steady"]);
+
+    let steady = &r.sites[2];
+    assert_eq!((steady.outcome.as_str(), steady.checks), ("up", 3));
+    assert_eq!(steady.uptime_pct, Some(100.0));
+    assert_eq!(steady.p50_ms, Some(20.0));
+    assert!(steady.last_error.is_none());
+    assert_eq!(steady.events.len(), 1, "first seen is the one change");
+
+    let flaky = &r.sites[0];
+    assert_eq!((flaky.checks, flaky.down), (3, 1));
+    assert!((flaky.uptime_pct.unwrap() - 66.666).abs() < 0.01);
+    assert_eq!(
+        flaky.last_error.as_deref(),
+        Some("expected 200-399, got 503")
+    );
+    assert_eq!(flaky.last_error_kind.as_deref(), Some("http_status"));
+    let changes: Vec<(Option<&str>, &str)> = flaky
+        .events
+        .iter()
+        .map(|e| (e.previous.as_deref(), e.new.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [(None, "up"), (Some("up"), "down"), (Some("down"), "up")]
+    );
+
+    // Outside the window: known, still down, but no checks to count.
+    let gone = &r.sites[1];
+    assert_eq!((gone.outcome.as_str(), gone.checks), ("down", 0));
+    assert_eq!(gone.uptime_pct, None);
+    assert!(gone.events.is_empty());
+
+    let text = report::text(&r);
+    let steady_line = text.lines().find(|l| l.starts_with("steady")).unwrap();
+    assert!(
+        steady_line.contains("100.0%") && steady_line.contains("20.0"),
+        "{text}"
+    );
+    let flaky_line = text.lines().find(|l| l.starts_with("flaky")).unwrap();
+    assert!(
+        flaky_line.contains("66.7%") && flaky_line.contains("http_status: expected"),
+        "{text}"
+    );
+    assert!(text.contains("up -> down"), "{text}");
+}
+
+#[tokio::test]
+async fn the_binary_prints_json_for_scripts() {
+    let db = filled().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sitewatch-sink"))
+        .args(["report", "--since", "4h", "--json"])
+        .env("SITEWATCH_DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sites = v["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 3);
+    let gone = sites.iter().find(|s| s["name"] == "gone").unwrap();
+    assert_eq!(gone["checks"], 1, "a 4h window includes its check");
+    assert_eq!(gone["uptime_pct"], 0.0);
+}
