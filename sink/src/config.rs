@@ -56,6 +56,9 @@ pub struct SinkConfig {
     /// Days of results kept; older daily partitions are dropped.
     #[arg(long, env = "SITEWATCH_RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u64,
+    /// Address for `/healthz` and `/metrics`, e.g. `127.0.0.1:9465` (default: not served).
+    #[arg(long, env = "SITEWATCH_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
     /// Days of partitions created ahead of time.
     #[arg(long, env = "SITEWATCH_PARTITIONS_AHEAD", default_value_t = 3)]
     pub partitions_ahead: u64,

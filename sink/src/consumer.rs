@@ -6,6 +6,8 @@
 //! redelivered to another sink: the idempotent insert makes that harmless.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -18,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SinkConfig;
 use crate::database::{Database, DatabaseConfigError};
 use crate::decode::decode;
+use crate::ops::{SinkContext, SinkMetrics, SinkOps};
 use crate::writer::{write_batch, Batch, Rejected, Row};
 use crate::{migrations, partitions};
 
@@ -37,6 +40,9 @@ pub enum SinkError {
     /// The database settings cannot work (bad URL, unreadable CA file).
     #[error("database settings: {0}")]
     DbConfig(#[from] DatabaseConfigError),
+    /// The `/healthz` + `/metrics` address cannot be bound.
+    #[error("cannot listen on {0} for /healthz and /metrics: {1}")]
+    Listen(std::net::SocketAddr, std::io::Error),
     /// The Kafka consumer could not be created or subscribed.
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
@@ -50,14 +56,45 @@ pub async fn prepare(client: &mut Client, config: &SinkConfig) -> Result<(), Sin
     Ok(())
 }
 
+/// The database side of the loop: connection, how to reconnect, what to count.
+struct Store {
+    client: Client,
+    db: Database,
+    metrics: Arc<SinkMetrics>,
+}
+
 /// Runs until `token` is cancelled; the current batch is stored and committed before returning.
+/// With `config.listen`, serves `/healthz` and `/metrics` meanwhile.
 pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), SinkError> {
+    let metrics = Arc::new(SinkMetrics::default());
+    if let Some(addr) = config.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| SinkError::Listen(addr, e))?;
+        tracing::info!(%addr, "serving /healthz and /metrics");
+        let stop = token.clone();
+        tokio::spawn(sitewatch_checks::ops::serve(
+            listener,
+            Arc::new(SinkOps(metrics.clone())),
+            async move { stop.cancelled().await },
+        ));
+    }
     let db = config.database()?;
     let Some(mut client) = db.connect(&token).await else {
         return Ok(());
     };
     prepare(&mut client, &config).await?;
-    let consumer: StreamConsumer = config.consumer_config().create()?;
+    metrics.db_up.store(true, Ordering::Relaxed);
+    let mut store = Store {
+        client,
+        db,
+        metrics: metrics.clone(),
+    };
+    let consumer: StreamConsumer<SinkContext> = config
+        .consumer_config()
+        // Statistics feed the lag gauge and Kafka readiness.
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(SinkContext(metrics))?;
     consumer.subscribe(&[&config.topic])?;
     tracing::info!(topic = %config.topic, group = %config.group, "sink consuming");
 
@@ -71,15 +108,15 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
         tokio::select! {
             _ = token.cancelled() => break,
             _ = maintenance.tick() => {
-                if let Err(e) = partitions::create_ahead(&mut client, config.partitions_ahead).await {
+                if let Err(e) = partitions::create_ahead(&mut store.client, config.partitions_ahead).await {
                     tracing::warn!(error = %e, "partition maintenance failed");
                 }
-                if let Err(e) = partitions::drop_older_than(&mut client, config.retention_days).await {
+                if let Err(e) = partitions::drop_older_than(&mut store.client, config.retention_days).await {
                     tracing::warn!(error = %e, "retention failed");
                 }
             }
             _ = tokio::time::sleep_until(batch_deadline), if !batch.is_empty() => {
-                flush(&mut client, &db, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
+                flush(&mut store, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
             }
             message = consumer.recv() => match message {
                 Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
@@ -102,7 +139,7 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
                         }
                     }
                     if batch.len() >= config.batch_max_rows {
-                        flush(&mut client, &db, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
+                        flush(&mut store, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
                     }
                 }
             },
@@ -118,8 +155,7 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
             expire.cancel();
         });
         flush(
-            &mut client,
-            &db,
+            &mut store,
             &config,
             &consumer,
             &mut batch,
@@ -134,26 +170,36 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
 
 /// Writes the batch (retrying while the database is down), then commits its offsets.
 async fn flush(
-    client: &mut Client,
-    db: &Database,
+    store: &mut Store,
     config: &SinkConfig,
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<SinkContext>,
     batch: &mut Batch,
     next_offsets: &mut HashMap<i32, i64>,
     token: &CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
+    let m = store.metrics.clone();
     loop {
-        match write_batch(client, batch).await {
+        let started = Instant::now();
+        match write_batch(&mut store.client, batch).await {
             Ok(stats) => {
                 tracing::debug!(?stats, messages = batch.len(), "batch stored");
+                m.db_up.store(true, Ordering::Relaxed);
+                m.batches.inc();
+                m.batch_duration.observe(started.elapsed().as_secs_f64());
+                m.rows_written.add(stats.inserted);
+                m.duplicates
+                    .add((batch.rows.len() as u64).saturating_sub(stats.inserted));
+                m.rejected.add(stats.rejected);
                 break;
             }
             Err(e) => {
+                m.db_up.store(false, Ordering::Relaxed);
+                m.db_errors.inc();
                 tracing::warn!(error = %e, messages = batch.len(), retry_in = ?backoff, "cannot store batch; not consuming until it is stored");
-                if client.is_closed() {
-                    match db.connect(token).await {
-                        Some(c) => *client = c,
+                if store.client.is_closed() {
+                    match store.db.connect(token).await {
+                        Some(c) => store.client = c,
                         None => return,
                     }
                 }

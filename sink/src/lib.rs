@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod database;
 pub mod decode;
 pub mod migrations;
+pub mod ops;
 pub mod partitions;
 pub mod report;
 pub mod writer;

@@ -111,6 +111,8 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
     let token = CancellationToken::new();
     let mut config = sink_config(&broker, &topic, "g", &db);
     config.batch_max_rows = 50;
+    let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
+    config.listen = Some(ops.parse().unwrap());
     let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
     let client = db.client().await;
     // Produce in waves while the sink's backends are terminated between them.
@@ -134,9 +136,46 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
     );
     wait_for(&client, ids.len() as i64, Duration::from_secs(90)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The operator sees it: failed writes counted, every row written once, ready again.
+    let metrics = get(&ops, "/metrics");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert_eq!(
+        value("sitewatch_sink_rows_written_total"),
+        1000.0,
+        "{metrics}"
+    );
+    assert!(value("sitewatch_sink_db_errors_total") >= 1.0, "{metrics}");
+    // Readiness follows librdkafka's statistics (every 5 s): allow for one interval.
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while !get(&ops, "/healthz").starts_with("HTTP/1.1 200") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let health = get(&ops, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
     token.cancel();
     sink.await.unwrap().unwrap();
     assert_each_stored_once(&client, &ids).await;
+}
+
+/// A plain HTTP GET; the whole response as text.
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 fn start_sink(broker: &Broker, topic: &str, db: &TestDb) -> Child {

@@ -20,7 +20,10 @@ const STARTED: [&str; 6] = [
 ];
 
 fn demo_processes() -> BTreeSet<(u32, String)> {
-    let out = Command::new("ps").args(["-eo", "pid=,args="]).output().unwrap();
+    let out = Command::new("ps")
+        .args(["-eo", "pid=,args="])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {

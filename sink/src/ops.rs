@@ -1,0 +1,123 @@
+//! The sink's operator surface: what it counts, when it is ready, and the Kafka client
+//! context that feeds consumer lag and broker state from librdkafka's statistics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::{ClientContext, Statistics};
+use sitewatch_checks::ops::{Counter, Gauge, Histogram, MetricsText, OpsState};
+
+/// Counters and state updated by the consume loop.
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    /// Result rows newly stored.
+    pub rows_written: Counter,
+    /// Redelivered results skipped as already stored.
+    pub duplicates: Counter,
+    /// Transactions committed.
+    pub batches: Counter,
+    /// Time to store one batch (seconds).
+    pub batch_duration: Histogram,
+    /// Messages kept in `rejected_messages`.
+    pub rejected: Counter,
+    /// Failed attempts to store a batch.
+    pub db_errors: Counter,
+    /// Messages in the topic not yet stored (committed), over assigned partitions.
+    pub lag: Gauge,
+    /// Whether the last database operation succeeded.
+    pub db_up: AtomicBool,
+    /// Whether a Kafka broker connection is up (from the client's statistics).
+    pub kafka_up: AtomicBool,
+}
+
+impl SinkMetrics {
+    fn text(&self) -> String {
+        let mut t = MetricsText::new();
+        let one = |c: &Counter| [("", c.get())];
+        t.counter(
+            "sitewatch_sink_rows_written_total",
+            "Result rows newly stored.",
+            None,
+            &one(&self.rows_written),
+        );
+        t.counter(
+            "sitewatch_sink_duplicates_total",
+            "Redelivered results skipped as already stored.",
+            None,
+            &one(&self.duplicates),
+        );
+        t.counter(
+            "sitewatch_sink_batches_total",
+            "Transactions committed.",
+            None,
+            &one(&self.batches),
+        );
+        t.histogram(
+            "sitewatch_sink_batch_duration_seconds",
+            "Time to store one batch.",
+            &self.batch_duration,
+        );
+        t.counter(
+            "sitewatch_sink_rejected_messages_total",
+            "Messages that did not decode, kept in rejected_messages.",
+            None,
+            &one(&self.rejected),
+        );
+        t.counter(
+            "sitewatch_sink_db_errors_total",
+            "Failed attempts to store a batch.",
+            None,
+            &one(&self.db_errors),
+        );
+        t.gauge(
+            "sitewatch_sink_lag_messages",
+            "Messages in assigned partitions not yet stored and committed.",
+            self.lag.get() as f64,
+        );
+        t.finish()
+    }
+}
+
+/// `/healthz` and `/metrics` for the sink.
+pub struct SinkOps(pub Arc<SinkMetrics>);
+
+impl OpsState for SinkOps {
+    fn ready(&self) -> Result<(), String> {
+        match (
+            self.0.db_up.load(Ordering::Relaxed),
+            self.0.kafka_up.load(Ordering::Relaxed),
+        ) {
+            (true, true) => Ok(()),
+            (false, _) => Err("no working database connection".into()),
+            (true, false) => Err("no Kafka broker connection".into()),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        self.0.text()
+    }
+}
+
+/// The consumer's context: turns librdkafka statistics into the lag gauge and broker state.
+pub struct SinkContext(pub Arc<SinkMetrics>);
+
+impl ClientContext for SinkContext {
+    fn stats(&self, statistics: Statistics) {
+        let up = statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        self.0.kafka_up.store(up, Ordering::Relaxed);
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.desired)
+            .map(|p| p.consumer_lag.max(0))
+            .sum();
+        self.0.lag.set(lag);
+    }
+}
+
+impl ConsumerContext for SinkContext {}
