@@ -128,6 +128,7 @@ pub async fn run(
         let state = Arc::new(AgentOps {
             metrics: metrics.clone(),
             scheduler: scheduler_stats.clone(),
+            kafka: publisher.kafka_stats(),
         });
         let stop = shutdown.clone();
         tokio::spawn(sitewatch_checks::ops::serve(listener, state, async move {

@@ -46,11 +46,19 @@ pub struct AgentOps {
     pub metrics: Arc<AgentMetrics>,
     /// Scheduler counters.
     pub scheduler: Arc<SchedulerStats>,
+    /// Kafka delivery state, when publishing to Kafka.
+    pub kafka: Option<Arc<crate::publisher::KafkaStats>>,
 }
 
 impl OpsState for AgentOps {
     fn ready(&self) -> Result<(), String> {
-        Ok(())
+        match &self.kafka {
+            Some(k) if !k.broker_up.load(Ordering::Relaxed) => Err(
+                "no Kafka broker connection: results are queued in memory until there is one"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
     }
 
     fn metrics(&self) -> String {
@@ -89,6 +97,19 @@ impl OpsState for AgentOps {
             m.queue_depth.get() as f64,
         );
         t.gauge("sitewatch_sites", "Sites configured.", m.sites.get() as f64);
+        if let Some(k) = &self.kafka {
+            t.counter(
+                "sitewatch_kafka_delivered_total",
+                "Results the broker acknowledged.",
+                None,
+                &[("", k.delivered.load(Ordering::Relaxed))],
+            );
+            t.gauge(
+                "sitewatch_kafka_pending",
+                "Results handed to the Kafka client and not yet acknowledged.",
+                k.pending.load(Ordering::Relaxed) as f64,
+            );
+        }
         t.finish()
     }
 }

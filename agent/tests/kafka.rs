@@ -243,3 +243,71 @@ async fn agent_binary_publishes_to_the_configured_topic_creating_it() {
     sites.sort();
     assert_eq!(sites, ["one", "two"]);
 }
+
+/// A plain HTTP GET; the whole response as text (empty while nothing listens yet).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Polls `/healthz` until its status line starts with `want` (or 20 s pass).
+fn healthz_becomes(addr: &str, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = http_get(addr, "/healthz");
+        if got.starts_with(want) || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn healthz_reports_whether_a_kafka_broker_is_reachable() {
+    let port = sitewatch_tests::site::welcome();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |brokers: &str| {
+        let ops = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("sites.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "agent:\n  listen: {ops}\nkafka:\n  brokers: [\"{brokers}\"]\n  topic: {}\nsites:\n  - name: one\n    url: http://127.0.0.1:{port}/\n",
+                unique_topic("health")
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sitewatch-agent"))
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, ops)
+    };
+
+    // Nothing listens on the broker port: up, checking, but not ready.
+    let (mut agent, ops) = run(&format!("127.0.0.1:{}", free_port()));
+    let health = healthz_becomes(&ops, "HTTP/1.1 503");
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(health.contains("no Kafka broker connection"), "{health}");
+
+    let broker = Broker::start();
+    let (mut agent, ops) = run(&broker.addr());
+    let health = healthz_becomes(&ops, "HTTP/1.1 200");
+    let metrics = http_get(&ops, "/metrics");
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(metrics.contains("sitewatch_kafka_pending"), "{metrics}");
+}

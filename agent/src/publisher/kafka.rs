@@ -2,7 +2,7 @@
 //! partition), JSON value, `schema` header. Delivery is confirmed in the background;
 //! `close` flushes explicitly and reports what is still unconfirmed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub struct KafkaStats {
     pub delivered: AtomicU64,
     /// Results that failed for good (e.g. `message.timeout.ms` passed).
     pub failed: AtomicU64,
+    /// Whether a broker connection is up (start-up probe, then librdkafka statistics).
+    pub broker_up: AtomicBool,
 }
 
 /// How often the same librdkafka error is logged while it persists (it repeats every ~50 ms).
@@ -42,6 +44,8 @@ const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct LogContext {
     last: std::sync::Mutex<Option<(String, Instant)>>,
+    /// Where broker state from librdkafka's statistics goes (the producer's context only).
+    stats: Option<Arc<KafkaStats>>,
 }
 
 impl LogContext {
@@ -62,6 +66,16 @@ impl LogContext {
 }
 
 impl ClientContext for LogContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(stats) = &self.stats {
+            let up = statistics
+                .brokers
+                .values()
+                .any(|b| b.nodeid >= 0 && b.state == "UP");
+            stats.broker_up.store(up, Ordering::Relaxed);
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         // Errors also arrive through `error` below; librdkafka's own lines are detail.
         match level {
@@ -132,13 +146,20 @@ impl KafkaPublisher {
     /// Creates the producer; an unreachable broker is logged, not an error (results queue up).
     pub async fn new(config: &KafkaConfig) -> Result<Self, PublisherError> {
         let client = client_config(config);
+        let stats: Arc<KafkaStats> = Arc::default();
         let producer: FutureProducer<LogContext> = client
-            .create_with_context(LogContext::default())
+            .clone()
+            // Statistics tell /healthz whether a broker is reachable.
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(LogContext {
+                stats: Some(stats.clone()),
+                ..LogContext::default()
+            })
             .map_err(|e| PublisherError::Setup(format!("kafka producer: {e}")))?;
         let publisher = KafkaPublisher {
             producer,
             topic: config.topic.clone(),
-            stats: Arc::default(),
+            stats,
         };
         if let Some(create) = &config.create_topic {
             create_topic(
@@ -165,6 +186,7 @@ impl KafkaPublisher {
         .await;
         match probe {
             Ok(Ok(())) => {
+                self.stats.broker_up.store(true, Ordering::Relaxed);
                 tracing::info!(brokers = %config.brokers.join(","), topic = %self.topic, "connected to kafka")
             }
             Ok(Err(e)) => tracing::warn!(

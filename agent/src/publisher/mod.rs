@@ -57,6 +57,14 @@ impl Publisher {
         }
     }
 
+    /// Kafka delivery counters and broker state (`None` for stdout).
+    pub fn kafka_stats(&self) -> Option<std::sync::Arc<KafkaStats>> {
+        match self {
+            Publisher::Stdout(_) => None,
+            Publisher::Kafka(p) => Some(p.stats()),
+        }
+    }
+
     /// Delivers what is still queued, waiting at most `deadline`; returns how many were left unsent.
     pub async fn close(self, deadline: Duration) -> usize {
         match self {
