@@ -91,6 +91,11 @@ impl OpsState for AgentOps {
             None,
             &[("", self.scheduler.slots_skipped.load(Ordering::Relaxed))],
         );
+        t.histogram(
+            "sitewatch_schedule_lateness_seconds",
+            "How late checks started against their scheduled slots.",
+            &self.scheduler.lateness,
+        );
         t.gauge(
             "sitewatch_queue_depth",
             "Results waiting for the output.",

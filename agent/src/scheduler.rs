@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use sitewatch_checks::ops::Histogram;
 use sitewatch_checks::spec::CheckSpec;
 use sitewatch_checks::CheckResult;
 use tokio::sync::{mpsc, Semaphore};
@@ -20,15 +21,33 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Bounds (seconds) for how late a check starts against its slot.
+pub const LATENESS_BUCKETS: &[f64] = &[
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
 /// Counters the scheduler keeps (read by metrics and tests).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SchedulerStats {
+    /// How late checks started against their slots (waiting for a concurrency permit included).
+    pub lateness: Histogram,
     /// Checks started.
     pub checks_started: AtomicU64,
     /// Slots skipped because the site's previous check was still running.
     pub slots_skipped: AtomicU64,
     /// Checks abandoned because they were still running when the shutdown grace ran out.
     pub checks_abandoned: AtomicU64,
+}
+
+impl Default for SchedulerStats {
+    fn default() -> Self {
+        SchedulerStats {
+            lateness: Histogram::new(LATENESS_BUCKETS),
+            checks_started: AtomicU64::default(),
+            slots_skipped: AtomicU64::default(),
+            checks_abandoned: AtomicU64::default(),
+        }
+    }
 }
 
 /// Scheduler limits.
@@ -122,6 +141,9 @@ async fn site_loop<F, Fut>(
             },
         };
         stats.checks_started.fetch_add(1, Ordering::Relaxed);
+        stats
+            .lateness
+            .observe(Instant::now().saturating_duration_since(slot).as_secs_f64());
         let result = check(spec.clone()).await;
         drop(permit);
         if results.send(result).await.is_err() {
