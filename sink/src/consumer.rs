@@ -2,8 +2,8 @@
 //!
 //! A batch is written in one transaction; only after it commits are the Kafka offsets it
 //! covers committed. When PostgreSQL is down the loop stops consuming and retries with
-//! backoff; nothing unstored is ever committed. On a rebalance the in-memory batch may be
-//! redelivered to another sink: the idempotent insert makes that harmless.
+//! backoff; nothing unstored is ever committed. Before partitions are revoked (rebalance)
+//! and at shutdown the current batch is stored and committed first (see `context`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -13,21 +13,23 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SinkConfig;
+use crate::context::SinkContext;
 use crate::database::{Database, DatabaseConfigError};
 use crate::decode::decode;
-use crate::ops::{SinkContext, SinkMetrics, SinkOps};
+use crate::ops::{SinkMetrics, SinkOps};
 use crate::writer::{write_batch, Batch, Rejected, Row};
 use crate::{migrations, partitions};
 
 /// Longest pause between database retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// How long shutdown keeps retrying to store the last batch.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long shutdown (or a rebalance) keeps retrying to store the current batch.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often partitions are created ahead and old ones dropped.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -57,15 +59,25 @@ pub async fn prepare(client: &mut Client, config: &SinkConfig) -> Result<(), Sin
 }
 
 /// The database side of the loop: connection, how to reconnect, what to count.
-struct Store {
+pub(crate) struct Store {
     client: Client,
     db: Database,
     metrics: Arc<SinkMetrics>,
 }
 
+/// What has been consumed and not yet stored, with where to store it. Shared with the
+/// consumer context, which flushes it before partitions are revoked.
+pub(crate) struct Pending {
+    store: Store,
+    batch: Batch,
+    /// Next offset to commit per partition once the batch is stored.
+    next_offsets: HashMap<i32, i64>,
+}
+
 /// Runs until `token` is cancelled; the current batch is stored and committed before returning.
 /// With `config.listen`, serves `/healthz` and `/metrics` meanwhile.
 pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), SinkError> {
+    let config = Arc::new(config);
     let metrics = Arc::new(SinkMetrics::default());
     if let Some(addr) = config.listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -85,22 +97,25 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
     };
     prepare(&mut client, &config).await?;
     metrics.db_up.store(true, Ordering::Relaxed);
-    let mut store = Store {
-        client,
-        db,
-        metrics: metrics.clone(),
-    };
+    let pending = Arc::new(Mutex::new(Pending {
+        store: Store {
+            client,
+            db,
+            metrics: metrics.clone(),
+        },
+        batch: Batch::default(),
+        next_offsets: HashMap::new(),
+    }));
     let consumer: StreamConsumer<SinkContext> = config
         .consumer_config()
         // Statistics feed the lag gauge and Kafka readiness.
         .set("statistics.interval.ms", "5000")
-        .create_with_context(SinkContext(metrics))?;
+        .create_with_context(SinkContext::new(metrics, pending.clone(), config.clone()))?;
     consumer.subscribe(&[&config.topic])?;
     tracing::info!(topic = %config.topic, group = %config.group, "sink consuming");
 
-    let mut batch = Batch::default();
-    let mut next_offsets: HashMap<i32, i64> = HashMap::new();
-    let mut batch_deadline = Instant::now() + config.batch_max_wait;
+    // When the current batch must be written at the latest (`None`: no batch).
+    let mut batch_deadline: Option<Instant> = None;
     // `prepare` just did this round of maintenance.
     let mut maintenance =
         tokio::time::interval_at(Instant::now() + MAINTENANCE_EVERY, MAINTENANCE_EVERY);
@@ -108,28 +123,31 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
         tokio::select! {
             _ = token.cancelled() => break,
             _ = maintenance.tick() => {
-                if let Err(e) = partitions::create_ahead(&mut store.client, config.partitions_ahead).await {
+                let client = &mut pending.lock().await.store.client;
+                if let Err(e) = partitions::create_ahead(client, config.partitions_ahead).await {
                     tracing::warn!(error = %e, "partition maintenance failed");
                 }
-                if let Err(e) = partitions::drop_older_than(&mut store.client, config.retention_days).await {
+                if let Err(e) = partitions::drop_older_than(client, config.retention_days).await {
                     tracing::warn!(error = %e, "retention failed");
                 }
             }
-            _ = tokio::time::sleep_until(batch_deadline), if !batch.is_empty() => {
-                flush(&mut store, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
+            _ = sleep_until(batch_deadline), if batch_deadline.is_some() => {
+                flush(&mut *pending.lock().await, &config, &consumer, &token).await;
+                batch_deadline = None;
             }
             message = consumer.recv() => match message {
                 Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
                 Ok(m) => {
-                    if batch.is_empty() {
-                        batch_deadline = Instant::now() + config.batch_max_wait;
+                    let mut p = pending.lock().await;
+                    if p.batch.is_empty() {
+                        batch_deadline = Some(Instant::now() + config.batch_max_wait);
                     }
-                    next_offsets.insert(m.partition(), m.offset() + 1);
+                    p.next_offsets.insert(m.partition(), m.offset() + 1);
                     match decode(m.payload()) {
-                        Ok(result) => batch.rows.push(Row { partition: m.partition(), offset: m.offset(), result }),
+                        Ok(result) => p.batch.rows.push(Row { partition: m.partition(), offset: m.offset(), result }),
                         Err(rejection) => {
                             tracing::warn!(partition = m.partition(), offset = m.offset(), %rejection, "rejected message");
-                            batch.rejected.push(Rejected {
+                            p.batch.rejected.push(Rejected {
                                 topic: m.topic().to_string(),
                                 partition: m.partition(),
                                 offset: m.offset(),
@@ -138,45 +156,63 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
                             });
                         }
                     }
-                    if batch.len() >= config.batch_max_rows {
-                        flush(&mut store, &config, &consumer, &mut batch, &mut next_offsets, &token).await;
+                    p.store.metrics.pending.set(p.batch.len() as i64);
+                    if p.batch.len() >= config.batch_max_rows {
+                        flush(&mut p, &config, &consumer, &token).await;
+                        batch_deadline = None;
                     }
                 }
             },
         }
     }
-    if !batch.is_empty() {
-        // Shutdown: keep trying to store what was consumed for a while; if the database stays
-        // down, exit without committing those offsets (they will be redelivered).
-        let grace = CancellationToken::new();
-        let expire = grace.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-            expire.cancel();
-        });
-        flush(
-            &mut store,
-            &config,
-            &consumer,
-            &mut batch,
-            &mut next_offsets,
-            &grace,
-        )
-        .await;
-    }
+    // Shutdown: keep trying to store what was consumed for a while; if the database stays
+    // down, exit without committing those offsets (they will be redelivered).
+    flush(
+        &mut *pending.lock().await,
+        &config,
+        &consumer,
+        &grace_token(),
+    )
+    .await;
     tracing::info!("sink stopped");
     Ok(())
 }
 
-/// Writes the batch (retrying while the database is down), then commits its offsets.
-async fn flush(
-    store: &mut Store,
+/// Sleeps until `deadline` (forever without one; the select arm is disabled then).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A token cancelled after [`SHUTDOWN_GRACE`]: bounds a last flush while the database is down.
+pub(crate) fn grace_token() -> CancellationToken {
+    let grace = CancellationToken::new();
+    let expire = grace.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        expire.cancel();
+    });
+    grace
+}
+
+/// Writes the pending batch (retrying while the database is down, until `token` is
+/// cancelled), then commits its offsets. An empty batch is a no-op.
+pub(crate) async fn flush<C: Consumer<SinkContext>>(
+    pending: &mut Pending,
     config: &SinkConfig,
-    consumer: &StreamConsumer<SinkContext>,
-    batch: &mut Batch,
-    next_offsets: &mut HashMap<i32, i64>,
+    consumer: &C,
     token: &CancellationToken,
 ) {
+    if pending.batch.is_empty() {
+        return;
+    }
+    let Pending {
+        store,
+        batch,
+        next_offsets,
+    } = pending;
     let mut backoff = Duration::from_millis(200);
     let m = store.metrics.clone();
     loop {
@@ -223,4 +259,5 @@ async fn flush(
         tracing::warn!(error = %e, "offset commit failed; messages will be redelivered and skipped as duplicates");
     }
     *batch = Batch::default();
+    m.pending.set(0);
 }

@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod consumer;
+pub mod context;
 pub mod database;
 pub mod decode;
 pub mod migrations;

@@ -1,11 +1,8 @@
-//! The sink's operator surface: what it counts, when it is ready, and the Kafka client
-//! context that feeds consumer lag and broker state from librdkafka's statistics.
+//! The sink's operator surface: what it counts and when it is ready.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rdkafka::consumer::ConsumerContext;
-use rdkafka::{ClientContext, Statistics};
 use sitewatch_checks::ops::{Counter, Gauge, Histogram, MetricsText, OpsState};
 
 /// Counters and state updated by the consume loop.
@@ -25,6 +22,8 @@ pub struct SinkMetrics {
     pub db_errors: Counter,
     /// Messages in the topic not yet stored (committed), over assigned partitions.
     pub lag: Gauge,
+    /// Messages consumed and waiting in the current batch.
+    pub pending: Gauge,
     /// Whether the last database operation succeeded.
     pub db_up: AtomicBool,
     /// Whether a Kafka broker connection is up (from the client's statistics).
@@ -71,6 +70,11 @@ impl SinkMetrics {
             &one(&self.db_errors),
         );
         t.gauge(
+            "sitewatch_sink_pending_messages",
+            "Messages consumed and waiting in the current batch.",
+            self.pending.get() as f64,
+        );
+        t.gauge(
             "sitewatch_sink_lag_messages",
             "Messages in assigned partitions not yet stored and committed.",
             self.lag.get() as f64,
@@ -98,26 +102,3 @@ impl OpsState for SinkOps {
         self.0.text()
     }
 }
-
-/// The consumer's context: turns librdkafka statistics into the lag gauge and broker state.
-pub struct SinkContext(pub Arc<SinkMetrics>);
-
-impl ClientContext for SinkContext {
-    fn stats(&self, statistics: Statistics) {
-        let up = statistics
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
-        self.0.kafka_up.store(up, Ordering::Relaxed);
-        let lag: i64 = statistics
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.desired)
-            .map(|p| p.consumer_lag.max(0))
-            .sum();
-        self.0.lag.set(lag);
-    }
-}
-
-impl ConsumerContext for SinkContext {}

@@ -164,10 +164,12 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
     assert_each_stored_once(&client, &ids).await;
 }
 
-/// A plain HTTP GET; the whole response as text.
+/// A plain HTTP GET; the whole response as text (empty while nothing listens).
 fn get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new(); // not listening yet
+    };
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -176,6 +178,44 @@ fn get(addr: &str, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_stores_the_pending_batch_before_giving_partitions_away() {
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = create_topic(&broker, 2).await;
+    let (messages, ids) = spread(100);
+    produce(&broker, &topic, messages).await;
+    let client = db.client().await;
+
+    // Batches that would wait two minutes: only a rebalance flush stores them sooner.
+    let config = || {
+        let mut c = sink_config(&broker, &topic, "rebalance", &db);
+        c.batch_max_wait = Duration::from_secs(120);
+        c.batch_max_rows = 10_000;
+        c
+    };
+    let token = CancellationToken::new();
+    let mut first = config();
+    let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
+    first.listen = Some(ops.parse().unwrap());
+    let a = tokio::spawn(sitewatch_sink::run(first, token.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !get(&ops, "/metrics").contains("sitewatch_sink_pending_messages 100")
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stored(&client).await, 0, "the first sink holds its batch");
+
+    // A second member joins: the first is asked to give partitions up and stores first.
+    let b = tokio::spawn(sitewatch_sink::run(config(), token.clone()));
+    wait_for(&client, ids.len() as i64, Duration::from_secs(60)).await;
+    assert_each_stored_once(&client, &ids).await;
+    token.cancel();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
 }
 
 fn start_sink(broker: &Broker, topic: &str, db: &TestDb) -> Child {
