@@ -20,6 +20,7 @@ use sitewatch_agent::publisher::KafkaPublisher;
 use sitewatch_checks::{CheckResult, SCHEMA_VERSION};
 use sitewatch_tests::broker::Broker;
 use sitewatch_tests::fixtures::result;
+use sitewatch_tests::forward::forward;
 use sitewatch_tests::free_port;
 use uuid::Uuid;
 
@@ -134,23 +135,6 @@ async fn every_result_arrives_once_keyed_by_site_in_per_site_order() {
         received, sent,
         "every result once, per-site order preserved"
     );
-}
-
-/// Forwards `listen_port` to `target` once started: the bootstrap address that "comes up later".
-async fn forward(listen_port: u16, target: String) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", listen_port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let target = target.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

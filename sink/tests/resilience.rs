@@ -218,6 +218,35 @@ async fn a_rebalance_stores_the_pending_batch_before_giving_partitions_away() {
     b.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_started_before_kafka_is_reachable_waits_and_then_stores_everything() {
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = create_topic(&broker, 2).await;
+    let (messages, ids) = spread(50);
+    produce(&broker, &topic, messages).await;
+
+    // The sink's bootstrap address answers nothing yet.
+    let bootstrap_port = sitewatch_tests::free_port();
+    let mut config = sink_config(&broker, &topic, "late", &db);
+    config.brokers = format!("127.0.0.1:{bootstrap_port}");
+    let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
+    config.listen = Some(ops.parse().unwrap());
+    let token = CancellationToken::new();
+    let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
+    let client = db.client().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(stored(&client).await, 0);
+    let health = get(&ops, "/healthz");
+    assert!(health.contains("no Kafka broker connection"), "{health}");
+
+    sitewatch_tests::forward::forward(bootstrap_port, broker.addr()).await;
+    wait_for(&client, ids.len() as i64, Duration::from_secs(90)).await;
+    token.cancel();
+    sink.await.unwrap().unwrap();
+    assert_each_stored_once(&client, &ids).await;
+}
+
 fn start_sink(broker: &Broker, topic: &str, db: &TestDb) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sitewatch-sink"))
         .env("SITEWATCH_BROKERS", broker.addr())

@@ -6,6 +6,7 @@
 
 pub mod broker;
 pub mod fixtures;
+pub mod forward;
 pub mod plugins;
 pub mod site;
 
