@@ -22,6 +22,7 @@ use sitewatch_tests::broker::Broker;
 use sitewatch_tests::fixtures::result;
 use sitewatch_tests::forward::forward;
 use sitewatch_tests::free_port;
+use sitewatch_tests::site::http_get;
 use uuid::Uuid;
 
 const PARTITIONS: i32 = 3;
@@ -226,21 +227,6 @@ async fn agent_binary_publishes_to_the_configured_topic_creating_it() {
         .collect();
     sites.sort();
     assert_eq!(sites, ["one", "two"]);
-}
-
-/// A plain HTTP GET; the whole response as text (empty while nothing listens yet).
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }
 
 /// Polls `/healthz` until its status line starts with `want` (or 20 s pass).

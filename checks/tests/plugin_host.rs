@@ -31,19 +31,24 @@ const TIMINGS: Timings = Timings {
     total: 4.25,
 };
 
+/// A 200 response from `http://127.0.0.1:1/status` with these headers and body.
+fn view<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> ResponseView<'a> {
+    ResponseView {
+        url: "http://127.0.0.1:1/status",
+        status: 200,
+        version: "HTTP/1.1",
+        headers,
+        body,
+        timings: &TIMINGS,
+    }
+}
+
 async fn run(plugin: &WasmPlugin, body: &[u8], config: &[(&str, &str)]) -> PluginResult {
     let headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         ("x-content-type-options".to_string(), "nosniff".to_string()),
     ];
-    let view = ResponseView {
-        url: "http://127.0.0.1:1/status",
-        status: 200,
-        version: "HTTP/1.1",
-        headers: &headers,
-        body,
-        timings: &TIMINGS,
-    };
+    let view = view(&headers, body);
     let config: Vec<(String, String)> = config
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -179,16 +184,9 @@ async fn hostile_plugins_are_contained_and_the_host_stays_usable() {
         let p = p.clone();
         async move {
             let started = Instant::now();
-            let headers = Vec::new();
-            let view = ResponseView {
-                url: "http://x/",
-                status: 200,
-                version: "HTTP/1.1",
-                headers: &headers,
-                body: b"",
-                timings: &TIMINGS,
-            };
-            let r = p.call(&view, &[("mode".into(), mode.into())]).await;
+            let r = p
+                .call(&view(&[], b""), &[("mode".into(), mode.into())])
+                .await;
             (r, started.elapsed())
         }
     };
@@ -219,16 +217,8 @@ async fn hostile_plugins_are_contained_and_the_host_stays_usable() {
         CallError::Returned("deliberate error".into())
     );
     // Floods and huge verdicts are bounded on the way out.
-    let headers = Vec::new();
-    let view = ResponseView {
-        url: "http://x/",
-        status: 200,
-        version: "HTTP/1.1",
-        headers: &headers,
-        body: b"",
-        timings: &TIMINGS,
-    };
-    let huge = p.run("h", &view, &[("mode".into(), "huge".into())]).await;
+    let empty = view(&[], b"");
+    let huge = p.run("h", &empty, &[("mode".into(), "huge".into())]).await;
     assert_eq!(
         huge.outcome,
         PluginOutcome::Pass,
@@ -239,7 +229,7 @@ async fn hostile_plugins_are_contained_and_the_host_stays_usable() {
     assert!(huge.metrics.len() <= 64 && huge.metrics.iter().all(|m| m.value.is_finite()));
     serde_json::to_string(&huge).unwrap();
     let flood = p
-        .run("f", &view, &[("mode".into(), "log-flood".into())])
+        .run("f", &empty, &[("mode".into(), "log-flood".into())])
         .await;
     assert_eq!(flood.outcome, PluginOutcome::Pass, "{flood:?}");
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use sitewatch_tests::broker::Broker;
 use sitewatch_tests::fixtures::result;
+use sitewatch_tests::site::http_get as get;
 use support::{create_topic, produce, sink_config, stored, TestDb};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -162,22 +163,6 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
     token.cancel();
     sink.await.unwrap().unwrap();
     assert_each_stored_once(&client, &ids).await;
-}
-
-/// A plain HTTP GET; the whole response as text (empty while nothing listens).
-fn get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new(); // not listening yet
-    };
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

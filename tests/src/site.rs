@@ -88,3 +88,18 @@ pub fn welcome() -> u16 {
         Page::ok("/error", "broken").status("500 Internal Server Error"),
     ])
 }
+
+/// A plain HTTP/1.1 GET to `addr` (`host:port`); the whole response as text, or empty
+/// while nothing listens there.
+pub fn http_get(addr: &str, path: &str) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}

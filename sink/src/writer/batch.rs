@@ -109,6 +109,30 @@ pub async fn write_batch_with(
     })
 }
 
+/// `http.status` as the column's type.
+pub(super) fn http_status(r: &CheckResult) -> Option<i32> {
+    r.http.as_ref().map(|h| i32::from(h.status))
+}
+
+/// `http.body_bytes` as the column's type (saturating).
+pub(super) fn body_bytes(r: &CheckResult) -> Option<i64> {
+    r.http
+        .as_ref()
+        .map(|h| i64::try_from(h.body_bytes).unwrap_or(i64::MAX))
+}
+
+/// `tls.days_left` as the column's type (saturating).
+pub(super) fn tls_days_left(r: &CheckResult) -> Option<i32> {
+    r.tls
+        .as_ref()
+        .map(|t| i32::try_from(t.days_left).unwrap_or(i32::MIN))
+}
+
+/// `schema` as the column's type (saturating).
+pub(super) fn schema_version(r: &CheckResult) -> i32 {
+    i32::try_from(r.schema).unwrap_or(i32::MAX)
+}
+
 /// A row that was actually inserted (not a duplicate).
 pub(super) struct Inserted {
     pub(super) site: String,

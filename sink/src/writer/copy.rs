@@ -7,7 +7,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::Transaction;
 
-use super::batch::{Inserted, Row};
+use super::batch::{self, Inserted, Row};
 
 const COLUMNS: &str = "started_at, check_id, site, url, agent, location, outcome, error_kind, \
      error_message, http_status, http_version, body_bytes, body_truncated, dns_ms, connect_ms, \
@@ -66,17 +66,11 @@ pub(super) async fn insert_results(
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &TYPES));
     for row in rows {
         let r = &row.result;
-        let http_status = r.http.as_ref().map(|h| i32::from(h.status));
-        let body_bytes = r
-            .http
-            .as_ref()
-            .map(|h| i64::try_from(h.body_bytes).unwrap_or(i64::MAX));
-        let tls_days_left = r
-            .tls
-            .as_ref()
-            .map(|t| i32::try_from(t.days_left).unwrap_or(i32::MIN));
+        let http_status = batch::http_status(r);
+        let body_bytes = batch::body_bytes(r);
+        let tls_days_left = batch::tls_days_left(r);
         let plugins = (!r.plugins.is_empty()).then_some(Json(&r.plugins));
-        let schema = i32::try_from(r.schema).unwrap_or(i32::MAX);
+        let schema = batch::schema_version(r);
         let values: [&(dyn ToSql + Sync); 27] = [
             &r.started_at,
             &r.check_id,

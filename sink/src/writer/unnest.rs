@@ -6,7 +6,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::batch::{Inserted, Row};
+use super::batch::{self, Inserted, Row};
 
 /// One column of the batch, for an UNNEST parameter.
 fn col<'a, T>(rows: &'a [Row], f: impl Fn(&'a CheckResult) -> T) -> Vec<T> {
@@ -35,16 +35,12 @@ pub(super) async fn insert_results(
         .iter()
         .map(|x| x.result.error.as_ref().map(|e| e.message.as_str()))
         .collect();
-    let http_status: Vec<Option<i32>> = col(rows, |c| c.http.as_ref().map(|h| i32::from(h.status)));
+    let http_status: Vec<Option<i32>> = col(rows, batch::http_status);
     let http_version: Vec<Option<&str>> = rows
         .iter()
         .map(|x| x.result.http.as_ref().map(|h| h.version.as_str()))
         .collect();
-    let body_bytes: Vec<Option<i64>> = col(rows, |c| {
-        c.http
-            .as_ref()
-            .map(|h| i64::try_from(h.body_bytes).unwrap_or(i64::MAX))
-    });
+    let body_bytes: Vec<Option<i64>> = col(rows, batch::body_bytes);
     let body_truncated: Vec<Option<bool>> =
         col(rows, |c| c.http.as_ref().map(|h| h.body_truncated));
     let dns: Vec<Option<f64>> = col(rows, |c| c.timings_ms.dns);
@@ -54,11 +50,7 @@ pub(super) async fn insert_results(
     let total: Vec<f64> = col(rows, |c| c.timings_ms.total);
     let tls_not_after: Vec<Option<DateTime<Utc>>> =
         col(rows, |c| c.tls.as_ref().map(|t| t.cert_not_after));
-    let tls_days_left: Vec<Option<i32>> = col(rows, |c| {
-        c.tls
-            .as_ref()
-            .map(|t| i32::try_from(t.days_left).unwrap_or(i32::MIN))
-    });
+    let tls_days_left: Vec<Option<i32>> = col(rows, batch::tls_days_left);
     let regex_pattern: Vec<Option<&str>> = rows
         .iter()
         .map(|x| x.result.regex.as_ref().map(|g| g.pattern.as_str()))
@@ -70,7 +62,7 @@ pub(super) async fn insert_results(
         .iter()
         .map(|x| (!x.result.plugins.is_empty()).then_some(Json(&x.result.plugins)))
         .collect();
-    let schema: Vec<i32> = col(rows, |c| i32::try_from(c.schema).unwrap_or(i32::MAX));
+    let schema: Vec<i32> = col(rows, batch::schema_version);
     let partition: Vec<i32> = rows.iter().map(|x| x.partition).collect();
     let offset: Vec<i64> = rows.iter().map(|x| x.offset).collect();
 
