@@ -32,10 +32,11 @@ pub struct CheckSpec {
     pub timeout: Duration,
     /// Status codes that count as success.
     pub expect_status: StatusSet,
-    /// Pattern that must match the body.
-    pub regex: Option<regex::Regex>,
+    /// Pattern that must match the body. Shared: sites with the same pattern use one
+    /// compiled regex (each copy of a `Regex` would carry its own caches).
+    pub regex: Option<Arc<regex::Regex>>,
     /// Pattern that must not match the body.
-    pub regex_absent: Option<regex::Regex>,
+    pub regex_absent: Option<Arc<regex::Regex>>,
     /// Total time above which an otherwise good check is `degraded`.
     pub degraded_after: Option<Duration>,
     /// Body bytes read at most; the rest is not read.

@@ -28,6 +28,8 @@ struct Gathered {
     plugins: BTreeMap<String, (PluginDecl, PathBuf, usize)>,
     sites: Vec<(Resolved, PathBuf)>,
     secrets: Vec<String>,
+    /// Compiled patterns by text: sites sharing a pattern share one compiled regex.
+    regexes: resolve::Regexes,
 }
 
 /// Loads and validates the given files and directories (every `*.yaml` / `*.yml` in a directory).
@@ -263,7 +265,7 @@ fn load_file(file: &Path, acc: &mut Gathered, report: &mut Report) {
             defaults_span,
             index,
         };
-        if let Some(resolved) = resolve::resolve(&src, merged, &own, report) {
+        if let Some(resolved) = resolve::resolve(&src, merged, &own, &mut acc.regexes, report) {
             acc.sites.push((resolved, file.to_path_buf()));
         }
     }

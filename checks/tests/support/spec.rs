@@ -27,6 +27,6 @@ pub fn spec(url: &str) -> CheckSpec {
     }
 }
 
-pub fn re(p: &str) -> Option<regex::Regex> {
-    Some(regex::Regex::new(p).unwrap())
+pub fn re(p: &str) -> Option<std::sync::Arc<regex::Regex>> {
+    Some(std::sync::Arc::new(regex::Regex::new(p).unwrap()))
 }
