@@ -42,10 +42,9 @@ pub fn attach(config: &mut AgentConfig) -> Result<(), ConfigErrors> {
         Err(e @ sitewatch_checks::plugin::LoadError::Cache { .. }) => {
             tracing::warn!("{e}; compiling plugins without a cache");
             options.cache_dir = None;
-            PluginHost::with_options(&options)
-                .map_err(|e| one_error(config, None, e.to_string()))?
+            PluginHost::with_options(&options).map_err(|e| one_error(config, e.to_string()))?
         }
-        Err(e) => return Err(one_error(config, None, e.to_string())),
+        Err(e) => return Err(one_error(config, e.to_string())),
     };
     let mut loaded: BTreeMap<&str, Arc<WasmPlugin>> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -125,7 +124,7 @@ fn decl_error(name: &str, decl: &crate::config::PluginDecl, message: String) -> 
 }
 
 #[cfg(feature = "wasm")]
-fn one_error(config: &AgentConfig, line: Option<usize>, message: String) -> ConfigErrors {
+fn one_error(config: &AgentConfig, message: String) -> ConfigErrors {
     let file = config
         .plugins
         .values()
@@ -133,7 +132,7 @@ fn one_error(config: &AgentConfig, line: Option<usize>, message: String) -> Conf
         .unwrap_or_default();
     ConfigErrors(vec![ConfigError {
         file,
-        line,
+        line: None,
         field: "plugins".into(),
         message,
     }])

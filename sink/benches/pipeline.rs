@@ -6,12 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
 
-use futures::SinkExt;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use sitewatch_tests::broker::Broker;
@@ -71,32 +71,7 @@ async fn backlog(broker: &Broker) {
     sink.await.unwrap().unwrap();
 
     // Reference: the same rows COPYed back in from a file.
-    let mut data = Vec::new();
-    let out = client
-        .copy_out("COPY (SELECT * FROM check_results) TO STDOUT")
-        .await
-        .unwrap();
-    futures::pin_mut!(out);
-    while let Some(chunk) = futures::StreamExt::next(&mut out).await {
-        data.extend_from_slice(&chunk.unwrap());
-    }
-    let file = std::env::temp_dir().join(format!("{topic}.copy"));
-    std::fs::write(&file, &data).unwrap();
-    client
-        .batch_execute("TRUNCATE check_results, site_events, sites")
-        .await
-        .unwrap();
-    let copy_started = Instant::now();
-    let bytes = std::fs::read(&file).unwrap();
-    let sink = client
-        .copy_in("COPY check_results FROM STDIN")
-        .await
-        .unwrap();
-    futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from(bytes)).await.unwrap();
-    sink.close().await.unwrap();
-    let copy_took = copy_started.elapsed();
-    std::fs::remove_file(&file).ok();
+    let copy_took = common::copy_reference(&client, &topic).await;
 
     let rate = BACKLOG as f64 / took.as_secs_f64();
     let copy_rate = BACKLOG as f64 / copy_took.as_secs_f64();

@@ -6,10 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures::SinkExt;
 use sitewatch_sink::migrations;
 use sitewatch_sink::writer::{write_batch_with, Batch, InsertMethod, Row};
 use sitewatch_tests::fixtures::result;
@@ -45,29 +46,7 @@ async fn main() {
     }
 
     // Reference: the same rows as a file, COPYed into the same (emptied) table.
-    let file = std::env::temp_dir().join(format!("{name}.copy"));
-    let mut data = Vec::new();
-    let out = client
-        .copy_out("COPY (SELECT * FROM check_results) TO STDOUT")
-        .await
-        .unwrap();
-    futures::pin_mut!(out);
-    while let Some(chunk) = futures::StreamExt::next(&mut out).await {
-        data.extend_from_slice(&chunk.unwrap());
-    }
-    std::fs::write(&file, &data).unwrap();
-    reset(&client).await;
-    let started = Instant::now();
-    let bytes = std::fs::read(&file).unwrap();
-    let sink = client
-        .copy_in("COPY check_results FROM STDIN")
-        .await
-        .unwrap();
-    futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from(bytes)).await.unwrap();
-    sink.close().await.unwrap();
-    let copy_took = started.elapsed();
-    std::fs::remove_file(&file).ok();
+    let copy_took = common::copy_reference(&client, &name).await;
 
     // Naive: one INSERT and one commit per row.
     reset(&client).await;
