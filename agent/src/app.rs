@@ -107,6 +107,7 @@ pub async fn run(
             // A failure is logged by the publisher; the exit code reports the sites.
             let _ = publisher.publish(result).await;
         }
+        publisher.flush();
         if let Some(code) = report_unsent(publisher.close(PUBLISH_FLUSH_DEADLINE).await) {
             return Ok(code);
         }
@@ -129,6 +130,7 @@ pub async fn run(
             metrics: metrics.clone(),
             scheduler: scheduler_stats.clone(),
             kafka: publisher.kafka_stats(),
+            spool: publisher.spool_stats(),
         });
         let stop = shutdown.clone();
         tokio::spawn(sitewatch_checks::ops::serve(listener, state, async move {
@@ -140,10 +142,14 @@ pub async fn run(
     let forward_metrics = metrics.clone();
     let forward = tokio::spawn(async move {
         while let Some(result) = rx.recv().await {
+            tracing::debug!(site = %result.site, check_id = %result.check_id, outcome = ?result.outcome, "check finished");
             forward_metrics.record(&result);
             forward_metrics.queue_depth.set(rx.len() as i64);
             if publisher.publish(result).await.is_err() {
                 forward_metrics.publish_failures.inc();
+            }
+            if rx.is_empty() {
+                publisher.flush();
             }
         }
         publisher.close(PUBLISH_FLUSH_DEADLINE).await

@@ -7,3 +7,4 @@ pub mod ops;
 pub mod plugins;
 pub mod publisher;
 pub mod scheduler;
+pub mod spool;

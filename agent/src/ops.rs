@@ -48,15 +48,22 @@ pub struct AgentOps {
     pub scheduler: Arc<SchedulerStats>,
     /// Kafka delivery state, when publishing to Kafka.
     pub kafka: Option<Arc<crate::publisher::KafkaStats>>,
+    /// Disk spool state, when results are spooled.
+    pub spool: Option<Arc<crate::spool::SpoolStats>>,
 }
 
 impl OpsState for AgentOps {
     fn ready(&self) -> Result<(), String> {
         match &self.kafka {
-            Some(k) if !k.broker_up.load(Ordering::Relaxed) => Err(
-                "no Kafka broker connection: results are queued in memory until there is one"
-                    .into(),
-            ),
+            Some(k) if !k.broker_up.load(Ordering::Relaxed) => Err(match self.spool {
+                Some(_) => {
+                    "no Kafka broker connection: results wait in the spool until there is one"
+                }
+                None => {
+                    "no Kafka broker connection: results are queued in memory until there is one"
+                }
+            }
+            .into()),
             _ => Ok(()),
         }
     }
@@ -113,6 +120,30 @@ impl OpsState for AgentOps {
                 "sitewatch_kafka_pending",
                 "Results handed to the Kafka client and not yet acknowledged.",
                 k.pending.load(Ordering::Relaxed) as f64,
+            );
+        }
+        if let Some(s) = &self.spool {
+            t.gauge(
+                "sitewatch_spool_backlog",
+                "Results in the disk spool that Kafka has not confirmed.",
+                s.backlog.load(Ordering::Relaxed) as f64,
+            );
+            t.gauge(
+                "sitewatch_spool_bytes",
+                "Bytes of spool segment files on disk.",
+                s.bytes.load(Ordering::Relaxed) as f64,
+            );
+            t.counter(
+                "sitewatch_spool_dropped_total",
+                "Results dropped unsent because the spool reached spool_max_bytes.",
+                None,
+                &[("", s.dropped.load(Ordering::Relaxed))],
+            );
+            t.counter(
+                "sitewatch_spool_damaged_total",
+                "Results lost to damaged spool records (writes cut short by a crash).",
+                None,
+                &[("", s.damaged.load(Ordering::Relaxed))],
             );
         }
         t.finish()

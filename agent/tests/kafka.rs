@@ -40,6 +40,9 @@ fn kafka_config(addr: &str, topic: &str) -> KafkaConfig {
         sasl: None,
         create_topic: None,
         properties: Default::default(),
+        spool_dir: None,
+        spool_max_bytes: None,
+        spool: None,
     }
 }
 

@@ -173,6 +173,9 @@ fn tls_config(
             replication_factor: 1,
         }),
         properties: Default::default(),
+        spool_dir: None,
+        spool_max_bytes: None,
+        spool: None,
     }
 }
 

@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod broker;
+pub mod db;
 pub mod fixtures;
 pub mod forward;
+pub mod link;
 pub mod plugins;
 pub mod site;
 

@@ -1,9 +1,11 @@
 //! The `kafka:` block of the agent config (publisher settings).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::spool::{SpoolSettings, DEFAULT_SPOOL_MAX_BYTES};
 
 /// Where and how results are published to Kafka.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,57 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties, passed through as is.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Directory where results wait until Kafka confirms them, so broker outages and agent
+    /// restarts lose nothing (relative to this file); `off` disables
+    /// (default: `$STATE_DIRECTORY/spool` under systemd, else off).
+    #[serde(default)]
+    pub spool_dir: Option<String>,
+    /// Disk the spool may use, e.g. `512MiB`; past it the oldest results are dropped,
+    /// counted and logged (default 1GiB, at least 1MiB).
+    #[serde(default, deserialize_with = "super::plugin::bytes_opt")]
+    pub spool_max_bytes: Option<u64>,
+    /// The spool as resolved when the file was loaded (`None`: no spool).
+    #[serde(skip)]
+    pub spool: Option<SpoolSettings>,
+}
+
+/// Smallest `spool_max_bytes` accepted.
+const MIN_SPOOL_BYTES: u64 = 1 << 20;
+
+impl KafkaConfig {
+    /// Resolves `spool_dir` (relative to `file`) and `spool_max_bytes`; an error names the field.
+    pub fn resolve_spool(
+        &self,
+        file: &Path,
+    ) -> Result<Option<SpoolSettings>, (&'static str, String)> {
+        let max_bytes = self.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        if max_bytes < MIN_SPOOL_BYTES {
+            return Err((
+                "spool_max_bytes",
+                format!("{max_bytes} bytes is too small for a spool (at least 1MiB)"),
+            ));
+        }
+        let dir = match self.spool_dir.as_deref().map(str::trim) {
+            None => std::env::var_os("STATE_DIRECTORY")
+                .filter(|v| !v.is_empty())
+                // systemd may pass several directories separated by ':'; the first is ours.
+                .and_then(|v| {
+                    v.to_str()
+                        .and_then(|v| v.split(':').next())
+                        .map(PathBuf::from)
+                })
+                .map(|d| d.join("spool")),
+            Some("off") => None,
+            Some("") => {
+                return Err((
+                    "spool_dir",
+                    "is empty (write `off` to disable the spool)".into(),
+                ))
+            }
+            Some(dir) => Some(file.parent().unwrap_or(Path::new(".")).join(dir)),
+        };
+        Ok(dir.map(|dir| SpoolSettings { dir, max_bytes }))
+    }
 }
 
 /// Default topic name.

@@ -171,8 +171,18 @@ fn load_file(file: &Path, acc: &mut Gathered, report: &mut Report) {
                     first.display()
                 ),
             );
-        } else if let Some(k) = decode::<KafkaConfig>(value, file, &outline, span, "kafka", report)
+        } else if let Some(mut k) =
+            decode::<KafkaConfig>(value, file, &outline, span, "kafka", report)
         {
+            match k.resolve_spool(file) {
+                Ok(spool) => k.spool = spool,
+                Err((field, message)) => report.push(
+                    file,
+                    Some(outline.key(span, field)),
+                    format!("kafka.{field}"),
+                    message,
+                ),
+            }
             if k.brokers.iter().all(|b| b.trim().is_empty()) {
                 report.push(
                     file,

@@ -25,7 +25,7 @@ pub struct PluginDecl {
     pub declared_at: Option<(PathBuf, usize)>,
 }
 
-fn bytes_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(super) fn bytes_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Option::<super::raw::ByteSize>::deserialize(d)?
         .map(|b| b.bytes().map_err(serde::de::Error::custom))
         .transpose()

@@ -78,6 +78,12 @@ pub fn render(config: &AgentConfig) -> String {
         if let Some(sasl) = k.sasl.as_mut() {
             sasl.password = MASK.to_string();
         }
+        // Show the spool as it will be used, defaults applied.
+        k.spool_dir = Some(match &k.spool {
+            Some(spool) => spool.dir.display().to_string(),
+            None => "off".to_string(),
+        });
+        k.spool_max_bytes = k.spool.as_ref().map(|s| s.max_bytes);
         k
     });
     let sites = config

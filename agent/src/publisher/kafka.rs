@@ -3,7 +3,7 @@
 //! `close` flushes explicitly and reports what is still unconfirmed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -11,7 +11,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use sitewatch_checks::{CheckResult, SCHEMA_VERSION};
 use tokio::time::Instant;
 
@@ -21,7 +21,7 @@ use crate::config::kafka::{KafkaConfig, SecurityProtocol};
 /// How long start-up waits for broker metadata before carrying on with results queued.
 const STARTUP_PROBE: Duration = Duration::from_secs(5);
 /// Pause before retrying when librdkafka's local queue is full.
-const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Delivery counters.
 #[derive(Debug, Default)]
@@ -95,7 +95,10 @@ impl ClientContext for LogContext {
 
 /// Publishes results to a Kafka topic.
 pub struct KafkaPublisher {
-    producer: FutureProducer<LogContext>,
+    /// Replaced after a fatal error (librdkafka's rule: a fatally failed producer is unusable).
+    producer: RwLock<FutureProducer<LogContext>>,
+    /// Settings the producer is (re)created with.
+    client: ClientConfig,
     topic: String,
     stats: Arc<KafkaStats>,
 }
@@ -147,17 +150,11 @@ impl KafkaPublisher {
     pub async fn new(config: &KafkaConfig) -> Result<Self, PublisherError> {
         let client = client_config(config);
         let stats: Arc<KafkaStats> = Arc::default();
-        let producer: FutureProducer<LogContext> = client
-            .clone()
-            // Statistics tell /healthz whether a broker is reachable.
-            .set("statistics.interval.ms", "5000")
-            .create_with_context(LogContext {
-                stats: Some(stats.clone()),
-                ..LogContext::default()
-            })
+        let producer = create_producer(&client, &stats)
             .map_err(|e| PublisherError::Setup(format!("kafka producer: {e}")))?;
         let publisher = KafkaPublisher {
-            producer,
+            producer: RwLock::new(producer),
+            client: client.clone(),
             topic: config.topic.clone(),
             stats,
         };
@@ -175,7 +172,7 @@ impl KafkaPublisher {
     }
 
     async fn probe_broker(&self, config: &KafkaConfig) {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         let topic = self.topic.clone();
         let probe = tokio::task::spawn_blocking(move || {
             producer
@@ -198,6 +195,41 @@ impl KafkaPublisher {
         }
     }
 
+    fn producer(&self) -> FutureProducer<LogContext> {
+        self.producer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the producer when `fenced` (the broker refuses its producer id, as after
+    /// deliveries timed out) or when librdkafka reported a fatal error on it: either way it
+    /// can send nothing more. Its unconfirmed results fail; the caller sends them again.
+    /// Returns whether it was replaced.
+    pub(super) fn renew(&self, fenced: bool) -> bool {
+        let reason = match self.producer().client().fatal_error() {
+            Some((code, reason)) => format!("{code}: {reason}"),
+            None if fenced => "the broker fenced its producer id".to_string(),
+            None => return false,
+        };
+        tracing::warn!(reason, "kafka producer can send no more: replacing it");
+        match create_producer(&self.client, &self.stats) {
+            Ok(producer) => {
+                let old = std::mem::replace(
+                    &mut *self.producer.write().unwrap_or_else(|e| e.into_inner()),
+                    producer,
+                );
+                // Destroying a producer waits for its threads: not on the async worker.
+                std::thread::spawn(move || drop(old));
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create a new kafka producer");
+                false
+            }
+        }
+    }
+
     /// Delivery counters.
     pub fn stats(&self) -> Arc<KafkaStats> {
         self.stats.clone()
@@ -206,25 +238,12 @@ impl KafkaPublisher {
     /// Queues one result; delivery is confirmed in the background. Waits only while
     /// librdkafka's local queue is full (back-pressure instead of dropping).
     pub async fn publish(&self, result: &CheckResult) -> Result<(), PublisherError> {
-        let payload = serde_json::to_vec(result)
-            .map_err(|e| PublisherError::Encode(format!("{}: {e}", result.site)))?;
-        let version = SCHEMA_VERSION.to_string();
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "schema",
-            value: Some(version.as_bytes()),
-        });
-        let mut record = FutureRecord::to(&self.topic)
-            .key(result.site.as_bytes())
-            .payload(&payload)
-            .headers(headers);
+        let payload = encode(result)?;
         let delivery = loop {
-            match self.producer.send_result(record) {
+            match self.enqueue(result.site.as_bytes(), &payload) {
                 Ok(delivery) => break delivery,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    record = returned;
-                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
-                }
-                Err((e, _)) => {
+                Err(None) => tokio::time::sleep(QUEUE_FULL_BACKOFF).await,
+                Err(Some(e)) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     return Err(PublisherError::Send(format!("{}: {e}", result.site)));
                 }
@@ -253,16 +272,44 @@ impl KafkaPublisher {
         Ok(())
     }
 
+    /// Hands one encoded result to librdkafka. `Err(None)`: its local queue is full, try
+    /// again shortly.
+    pub(super) fn enqueue(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+    ) -> Result<DeliveryFuture, Option<KafkaError>> {
+        let version = SCHEMA_VERSION.to_string();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "schema",
+            value: Some(version.as_bytes()),
+        });
+        let record = FutureRecord::to(&self.topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        match self.producer().send_result(record) {
+            Ok(delivery) => Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(None),
+            Err((e, _)) => Err(Some(e)),
+        }
+    }
+
+    /// Waits up to `deadline` for librdkafka to send what it holds.
+    pub(super) async fn flush(&self, deadline: Duration) {
+        let producer = self.producer();
+        let flush = tokio::task::spawn_blocking(move || producer.flush(deadline)).await;
+        if let Ok(Err(e)) = flush {
+            tracing::warn!(error = %e, "kafka flush did not complete");
+        }
+    }
+
     /// Flushes explicitly (dropping a producer loses queued messages) and waits up to
     /// `deadline` for confirmations; returns how many results were never delivered
     /// (still unconfirmed, or failed earlier).
     pub async fn close(self, deadline: Duration) -> usize {
         let until = Instant::now() + deadline;
-        let producer = self.producer.clone();
-        let flush = tokio::task::spawn_blocking(move || producer.flush(deadline)).await;
-        if let Ok(Err(e)) = flush {
-            tracing::warn!(error = %e, "kafka flush did not complete");
-        }
+        self.flush(deadline).await;
         // Delivery tasks update the counters just after librdkafka fires their callbacks.
         while self.stats.pending.load(Ordering::Relaxed) > 0 && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -281,6 +328,25 @@ impl KafkaPublisher {
         );
         usize::try_from(unsent).unwrap_or(usize::MAX)
     }
+}
+
+fn create_producer(
+    client: &ClientConfig,
+    stats: &Arc<KafkaStats>,
+) -> Result<FutureProducer<LogContext>, KafkaError> {
+    client
+        .clone()
+        // Statistics tell /healthz whether a broker is reachable.
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(LogContext {
+            stats: Some(stats.clone()),
+            ..LogContext::default()
+        })
+}
+
+/// The Kafka value of a result: its JSON.
+pub(super) fn encode(result: &CheckResult) -> Result<Vec<u8>, PublisherError> {
+    serde_json::to_vec(result).map_err(|e| PublisherError::Encode(format!("{}: {e}", result.site)))
 }
 
 async fn create_topic(client: &ClientConfig, topic: &str, partitions: i32, replication: i32) {

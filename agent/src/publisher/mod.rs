@@ -1,9 +1,12 @@
 //! Where results go: stdout (JSON lines) or Kafka.
 
 mod kafka;
+mod shipper;
+mod spooled;
 mod stdout;
 
 pub use kafka::{client_config, KafkaPublisher, KafkaStats};
+pub use spooled::SpooledPublisher;
 pub use stdout::StdoutPublisher;
 
 use std::time::Duration;
@@ -32,13 +35,18 @@ pub enum Publisher {
     Stdout(StdoutPublisher),
     /// A Kafka topic.
     Kafka(KafkaPublisher),
+    /// A Kafka topic, through the disk spool.
+    Spooled(SpooledPublisher),
 }
 
 impl Publisher {
-    /// Kafka when configured, else stdout.
+    /// Kafka when configured (through the spool when it has one), else stdout.
     pub async fn from_config(kafka: Option<&KafkaConfig>) -> Result<Publisher, PublisherError> {
         Ok(match kafka {
-            Some(k) => Publisher::Kafka(KafkaPublisher::new(k).await?),
+            Some(k) => match &k.spool {
+                Some(spool) => Publisher::Spooled(SpooledPublisher::new(k, spool).await?),
+                None => Publisher::Kafka(KafkaPublisher::new(k).await?),
+            },
             None => Publisher::Stdout(StdoutPublisher::new()),
         })
     }
@@ -54,6 +62,22 @@ impl Publisher {
                 }
                 sent
             }
+            Publisher::Spooled(p) => p.publish(&result).await,
+        }
+    }
+
+    /// Called when no more results are waiting: makes what was published durable.
+    pub fn flush(&self) {
+        if let Publisher::Spooled(p) = self {
+            p.flush();
+        }
+    }
+
+    /// Spool counters (`None` without a spool).
+    pub fn spool_stats(&self) -> Option<std::sync::Arc<crate::spool::SpoolStats>> {
+        match self {
+            Publisher::Spooled(p) => Some(p.spool_stats()),
+            _ => None,
         }
     }
 
@@ -62,6 +86,7 @@ impl Publisher {
         match self {
             Publisher::Stdout(_) => None,
             Publisher::Kafka(p) => Some(p.stats()),
+            Publisher::Spooled(p) => Some(p.stats()),
         }
     }
 
@@ -70,6 +95,7 @@ impl Publisher {
         match self {
             Publisher::Stdout(p) => p.close(deadline).await,
             Publisher::Kafka(p) => p.close(deadline).await,
+            Publisher::Spooled(p) => p.close(deadline).await,
         }
     }
 }
