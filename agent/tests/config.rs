@@ -335,3 +335,60 @@ fn sites_with_the_same_pattern_share_one_compiled_regex() {
     assert!(!std::sync::Arc::ptr_eq(&re(0), &re(2)));
     assert_eq!(re(2).as_str(), "Other");
 }
+
+#[test]
+fn the_spool_resolves_next_to_the_file_and_bad_settings_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "sites:\n  - name: a\n    url: http://127.0.0.1/\n";
+    let kafka = |extra: &str| format!("kafka:\n  brokers: [\"127.0.0.1:9092\"]\n{extra}{site}");
+
+    let path = write(
+        dir.path(),
+        "on.yaml",
+        &kafka("  spool_dir: spool\n  spool_max_bytes: 64MiB\n"),
+    );
+    let spool = config::load(&[path]).unwrap().kafka.unwrap().spool.unwrap();
+    assert_eq!(spool.dir, dir.path().join("spool"));
+    assert_eq!(spool.max_bytes, 64 << 20);
+
+    let path = write(dir.path(), "off.yaml", &kafka("  spool_dir: off\n"));
+    assert!(config::load(&[path])
+        .unwrap()
+        .kafka
+        .unwrap()
+        .spool
+        .is_none());
+
+    let path = write(
+        dir.path(),
+        "small.yaml",
+        &kafka("  spool_dir: spool\n  spool_max_bytes: 1000\n"),
+    );
+    let errs = errors(std::slice::from_ref(&path));
+    let e = find(&errs, "kafka.spool_max_bytes");
+    assert_eq!((e.file.clone(), e.line), (path, Some(4)));
+    assert!(e.message.contains("at least 1MiB"), "{}", e.message);
+}
+
+#[test]
+fn site_names_that_cannot_be_database_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "n".repeat(201);
+    let path = write(
+        dir.path(),
+        "names.yaml",
+        &format!("sites:\n  - name: {long}\n    url: http://127.0.0.1/\n  - name: \"a\\tb\"\n    url: http://127.0.0.1/\n"),
+    );
+    let errs = errors(&[path]);
+    assert!(
+        errs.iter().any(|e| e.field == "sites[0].name"
+            && e.line == Some(2)
+            && e.message.contains("at most 200")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "sites[1].name" && e.message.contains("control characters")),
+        "{errs:#?}"
+    );
+}

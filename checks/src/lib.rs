@@ -18,4 +18,4 @@ pub mod plugin;
 #[cfg(feature = "ops")]
 pub mod ops;
 
-pub use schema::{CheckResult, ErrorKind, Outcome, SCHEMA_VERSION};
+pub use schema::{CheckResult, ErrorKind, Outcome, MAX_SITE_NAME, SCHEMA_VERSION};

@@ -11,6 +11,9 @@ use uuid::Uuid;
 /// Version written into every message's `schema` field (and a Kafka header).
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Longest site name, in bytes: names are database keys, and index entries are bounded.
+pub const MAX_SITE_NAME: usize = 200;
+
 /// One check of one site, as published by an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {

@@ -1,6 +1,15 @@
-//! Kafka message bytes → a [`CheckResult`], or the reason it is rejected.
+//! Kafka message bytes → a [`CheckResult`] PostgreSQL will take, or the reason it is
+//! rejected. Anything decoded here must store: one row the database refuses would hold up
+//! its whole batch, and everything behind it.
 
-use sitewatch_checks::{CheckResult, SCHEMA_VERSION};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sitewatch_checks::schema::PluginResult;
+use sitewatch_checks::{CheckResult, MAX_SITE_NAME, SCHEMA_VERSION};
+
+/// Results claiming to start before this are a broken clock or a forged message.
+const EARLIEST: i64 = 946_684_800; // 2000-01-01T00:00:00Z
+/// How far ahead of the sink's clock a result may claim to have started.
+const CLOCK_SKEW: Duration = Duration::days(1);
 
 /// Why a message cannot be stored as a result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +40,7 @@ pub fn decode(payload: Option<&[u8]>) -> Result<CheckResult, Rejection> {
     // Look at the version first (without building a JSON tree): a future message may not
     // fit today's shape at all.
     let version: Version =
-        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(clean(e.to_string())))?;
     match version.schema {
         Some(v) if v > u64::from(SCHEMA_VERSION) => {
             return Err(Rejection::FutureSchema(
@@ -41,12 +50,76 @@ pub fn decode(payload: Option<&[u8]>) -> Result<CheckResult, Rejection> {
         Some(0) => return Err(Rejection::Invalid("schema version 0".into())),
         _ => {}
     }
-    let result: CheckResult =
-        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(e.to_string()))?;
+    let mut result: CheckResult =
+        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(clean(e.to_string())))?;
     if result.site.trim().is_empty() {
         return Err(Rejection::Invalid("empty site name".into()));
     }
+    if result.site.len() > MAX_SITE_NAME {
+        return Err(Rejection::Invalid(format!(
+            "site name of {} bytes (at most {MAX_SITE_NAME})",
+            result.site.len()
+        )));
+    }
+    let earliest: DateTime<Utc> = Utc.timestamp_opt(EARLIEST, 0).single().unwrap_or_default();
+    if result.started_at < earliest || result.started_at > Utc::now() + CLOCK_SKEW {
+        return Err(Rejection::Invalid(format!(
+            "started_at {} is not a plausible time (the agent's clock?)",
+            result.started_at.to_rfc3339()
+        )));
+    }
+    strip_nul(&mut result);
     Ok(result)
+}
+
+/// `text` with NUL characters (which PostgreSQL text and jsonb refuse) replaced by U+FFFD.
+fn clean(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
+fn clean_in_place(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{FFFD}");
+    }
+}
+
+/// Replaces NUL in every text field (JSON allows `\u0000`; PostgreSQL does not).
+fn strip_nul(r: &mut CheckResult) {
+    for text in [&mut r.site, &mut r.url, &mut r.agent] {
+        clean_in_place(text);
+    }
+    if let Some(location) = r.location.as_mut() {
+        clean_in_place(location);
+    }
+    if let Some(error) = r.error.as_mut() {
+        clean_in_place(&mut error.message);
+    }
+    if let Some(http) = r.http.as_mut() {
+        clean_in_place(&mut http.version);
+    }
+    for regex in [r.regex.as_mut(), r.regex_absent.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        clean_in_place(&mut regex.pattern);
+    }
+    r.plugins.iter_mut().for_each(strip_nul_plugin);
+}
+
+fn strip_nul_plugin(p: &mut PluginResult) {
+    clean_in_place(&mut p.name);
+    clean_in_place(&mut p.message);
+    for m in &mut p.metrics {
+        clean_in_place(&mut m.name);
+    }
+    for l in &mut p.labels {
+        clean_in_place(&mut l.key);
+        clean_in_place(&mut l.value);
+    }
 }
 
 #[cfg(test)]

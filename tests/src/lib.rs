@@ -8,6 +8,7 @@ pub mod broker;
 pub mod db;
 pub mod fixtures;
 pub mod forward;
+pub mod fuzz;
 pub mod link;
 pub mod plugins;
 pub mod site;

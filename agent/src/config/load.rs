@@ -105,10 +105,30 @@ fn decode<T: DeserializeOwned>(
 }
 
 fn load_file(file: &Path, acc: &mut Gathered, report: &mut Report) {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
         Err(e) => {
             report.push(file, None, "", format!("cannot read: {e}"));
+            return;
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        // Editors on Windows start files with a byte-order mark; YAML does not want it.
+        Ok(t) => match t.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => t,
+        },
+        Err(e) => {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+            let column =
+                good.len() - good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+            report.push(
+                file,
+                Some(line),
+                "",
+                format!("not UTF-8 text: invalid byte at column {column}"),
+            );
             return;
         }
     };
@@ -124,7 +144,18 @@ fn load_file(file: &Path, acc: &mut Gathered, report: &mut Report) {
         match serde_yaml::from_str(&text) {
             Ok(raw) => raw,
             Err(e) => {
-                let line = e.location().map(|l| l.line());
+                // "More than one document" comes without a location: point at the marker.
+                let line = e.location().map(|l| l.line()).or_else(|| {
+                    text.lines()
+                        .enumerate()
+                        .filter(|(_, l)| {
+                            // Document markers, directives, or a stray byte-order mark.
+                            ["---", "...", "%"].iter().any(|m| l.starts_with(m))
+                                || l.contains('\u{feff}')
+                        })
+                        .last()
+                        .map(|(i, _)| i + 1)
+                });
                 report.push(file, line, "", e.to_string());
                 return;
             }

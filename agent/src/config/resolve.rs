@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sitewatch_checks::spec::{CheckSpec, StatusSet, DEFAULT_MAX_BODY_BYTES};
+use sitewatch_checks::MAX_SITE_NAME;
 
 use super::locate::{Outline, Span};
 use super::raw::{PluginRef, RawSite};
@@ -111,6 +112,24 @@ pub fn resolve(
     };
 
     let name = match merged.name.as_deref().map(str::trim) {
+        Some(n) if n.len() > MAX_SITE_NAME => {
+            err(
+                report,
+                "name",
+                true,
+                format!("is {} bytes long; at most {MAX_SITE_NAME}", n.len()),
+            );
+            String::new()
+        }
+        Some(n) if n.chars().any(char::is_control) => {
+            err(
+                report,
+                "name",
+                true,
+                "must not contain control characters".into(),
+            );
+            String::new()
+        }
         Some(n) if !n.is_empty() => n.to_string(),
         _ => {
             err(

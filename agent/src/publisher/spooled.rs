@@ -17,6 +17,9 @@ use super::{KafkaStats, PublisherError};
 use crate::config::KafkaConfig;
 use crate::spool::{self, SpoolAcks, SpoolSettings, SpoolStats, SpoolWriter};
 
+/// Results appended before the spool is flushed even if more are waiting.
+const FLUSH_EVERY: usize = 256;
+
 /// Publishes results to Kafka through the spool.
 pub struct SpooledPublisher {
     kafka: Arc<KafkaPublisher>,
@@ -51,11 +54,17 @@ impl SpooledPublisher {
     /// If the spool cannot be written (disk full), the result goes straight to Kafka.
     pub async fn publish(&self, result: &CheckResult) -> Result<(), PublisherError> {
         let payload = encode(result)?;
-        let appended = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .append(result.site.as_bytes(), &payload);
+        let appended = {
+            let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            writer.append(result.site.as_bytes(), &payload).and_then(|_| {
+                // Under sustained load the queue never runs empty: flush every so often too.
+                if writer.unflushed() >= FLUSH_EVERY {
+                    writer.flush()
+                } else {
+                    Ok(())
+                }
+            })
+        };
         if let Err(e) = appended {
             tracing::error!(error = %e, "cannot write to the spool: sending the result straight to kafka");
             return self.kafka.publish(result).await;

@@ -26,8 +26,8 @@ pub struct SpoolWriter {
     bytes: u64,
     /// Sequence the next record gets.
     next_seq: u64,
-    /// Buffered bytes not yet handed to the OS.
-    unflushed: bool,
+    /// Records appended since the last flush.
+    unflushed: usize,
     last_sync: Instant,
     buf: Vec<u8>,
 }
@@ -41,7 +41,7 @@ impl SpoolWriter {
             first: next_seq,
             bytes: 0,
             next_seq,
-            unflushed: false,
+            unflushed: 0,
             last_sync: Instant::now(),
             buf: Vec::with_capacity(4096),
         })
@@ -58,7 +58,7 @@ impl SpoolWriter {
             .write_all(&self.buf)
             .map_err(|e| SpoolError::io(&self.shared.segment_path(self.first), e))?;
         self.bytes += self.buf.len() as u64;
-        self.unflushed = true;
+        self.unflushed += 1;
         let seq = self.next_seq;
         self.next_seq += 1;
         Ok(seq)
@@ -67,12 +67,12 @@ impl SpoolWriter {
     /// Hands appended records to the OS, makes them readable, applies the size cap, and
     /// syncs to disk when [`SYNC_EVERY`] has passed.
     pub fn flush(&mut self) -> Result<(), SpoolError> {
-        if !self.unflushed {
+        if self.unflushed == 0 {
             return Ok(());
         }
         let path = self.shared.segment_path(self.first);
         self.file.flush().map_err(|e| SpoolError::io(&path, e))?;
-        self.unflushed = false;
+        self.unflushed = 0;
         {
             let mut state = self.shared.lock();
             state.segments.insert(self.first, self.bytes);
@@ -84,6 +84,11 @@ impl SpoolWriter {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// Records appended since the last flush.
+    pub fn unflushed(&self) -> usize {
+        self.unflushed
     }
 
     /// Flushes and syncs now (shutdown).
