@@ -52,6 +52,20 @@ async fn backlog(broker: &Broker) {
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 
+    // What the broker and client alone allow: the same backlog read (and decoded) with no
+    // database, so the sink's figure can be split into consuming and storing.
+    let (bare, decoded) = {
+        let (addr, topic) = (broker.addr(), topic.clone());
+        tokio::task::spawn_blocking(move || {
+            (
+                bare_consume(&addr, &topic, false),
+                bare_consume(&addr, &topic, true),
+            )
+        })
+        .await
+        .unwrap()
+    };
+
     let client = db.client().await;
     let mut config = sink_config(broker, &topic, "bench", &db);
     config.batch_max_rows = 5000;
@@ -81,6 +95,49 @@ async fn backlog(broker: &Broker) {
         "  sitewatch-sink (Kafka -> PostgreSQL) {rate:>10.0} rows/s   {:.2}x",
         rate / copy_rate
     );
+    for (what, took) in [
+        ("bare consumer, no database", bare),
+        ("bare consumer + decode", decoded),
+    ] {
+        let r = BACKLOG as f64 / took.as_secs_f64();
+        println!("  {what:<36} {r:>10.0} msgs/s   {:.2}x", r / copy_rate);
+    }
+}
+
+/// Reads the whole backlog with a plain rdkafka consumer (its own group), optionally
+/// decoding each message as the sink does; returns the time taken.
+fn bare_consume(brokers: &str, topic: &str, decode: bool) -> Duration {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("bare-{}", uuid::Uuid::now_v7().simple()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let started = Instant::now();
+    let mut seen = 0usize;
+    while seen < BACKLOG {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                if decode {
+                    let _ = sitewatch_sink::decode::decode(m.payload()).unwrap();
+                }
+                seen += 1;
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "backlog not read"
+            ),
+        }
+    }
+    started.elapsed()
 }
 
 /// `sitewatch_sink_rows_written_total` from the sink at `ops`.

@@ -1,6 +1,7 @@
 //! The sink under trouble, with a real broker (Tansu) and database: two sinks sharing
 //! a multi-partition topic, database connections killed mid-stream, and the sink
-//! process SIGKILLed repeatedly. Each ends with every produced check stored once.
+//! process SIGKILLed repeatedly, a private PostgreSQL restarted with `pg_ctl restart`
+//! mid-stream. Each ends with every produced check stored once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use sitewatch_tests::broker::Broker;
 use sitewatch_tests::fixtures::result;
+use sitewatch_tests::pg_cluster::Cluster;
 use sitewatch_tests::site::http_get as get;
 use support::{create_topic, produce, sink_config, stored, TestDb};
 use tokio_postgres::Client;
@@ -282,5 +284,42 @@ async fn a_sink_process_killed_repeatedly_mid_batch_loses_and_duplicates_nothing
         progress.windows(2).all(|w| w[0] < w[1]) && progress[2] < ids.len() as i64,
         "every run should have stored some and been killed before the end: {progress:?}"
     );
+    assert_each_stored_once(&client, &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_load_loses_and_duplicates_nothing() {
+    let cluster = Cluster::start();
+    let admin = support::connect(&cluster.params("postgres")).await;
+    admin
+        .batch_execute("CREATE DATABASE sitewatch")
+        .await
+        .unwrap();
+    let broker = Broker::start();
+    let topic = create_topic(&broker, 2).await;
+    let (messages, ids) = spread(1200);
+
+    let token = CancellationToken::new();
+    let unused = TestDb::create().await;
+    let mut config = sink_config(&broker, &topic, "restart", &unused);
+    config.database_url = cluster.url("sitewatch");
+    config.batch_max_rows = 50;
+    let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
+    let mut restarts = 0;
+    for (wave, chunk) in messages.chunks(100).enumerate() {
+        produce(&broker, &topic, chunk.to_vec()).await;
+        if wave % 4 == 2 {
+            // pg_ctl blocks until the server is back; the sink's connection is cut meanwhile.
+            tokio::task::block_in_place(|| cluster.restart());
+            restarts += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(restarts, 3);
+    let client = support::connect(&cluster.params("sitewatch")).await;
+    wait_for(&client, ids.len() as i64, Duration::from_secs(90)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    token.cancel();
+    sink.await.unwrap().unwrap();
     assert_each_stored_once(&client, &ids).await;
 }

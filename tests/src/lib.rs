@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod forward;
 pub mod fuzz;
 pub mod link;
+pub mod pg_cluster;
 pub mod plugins;
 pub mod site;
 

@@ -56,14 +56,16 @@ impl SpooledPublisher {
         let payload = encode(result)?;
         let appended = {
             let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            writer.append(result.site.as_bytes(), &payload).and_then(|_| {
-                // Under sustained load the queue never runs empty: flush every so often too.
-                if writer.unflushed() >= FLUSH_EVERY {
-                    writer.flush()
-                } else {
-                    Ok(())
-                }
-            })
+            writer
+                .append(result.site.as_bytes(), &payload)
+                .and_then(|_| {
+                    // Under sustained load the queue never runs empty: flush every so often too.
+                    if writer.unflushed() >= FLUSH_EVERY {
+                        writer.flush()
+                    } else {
+                        Ok(())
+                    }
+                })
         };
         if let Err(e) = appended {
             tracing::error!(error = %e, "cannot write to the spool: sending the result straight to kafka");
