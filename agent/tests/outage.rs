@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -118,30 +117,50 @@ impl Rig {
     }
 }
 
-/// Starts the agent binary; its stderr (JSON logs with every check at debug) is piped.
-fn start_agent(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sitewatch-agent"))
+/// The agent binary, its stderr (JSON logs with every check at debug) going to a file:
+/// a pipe nobody reads while the agent runs would fill up and stop it.
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+fn start_agent(config: &Path) -> Agent {
+    let log = config.with_file_name(format!("agent-{}.log", Uuid::now_v7().simple()));
+    let child = Command::new(env!("CARGO_BIN_EXE_sitewatch-agent"))
         .arg("--log-format")
         .arg("json")
         .arg(config)
         .env("RUST_LOG", "info,sitewatch_agent=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Agent { child, log }
 }
 
 /// SIGTERM, wait, and return the check ids the agent logged (every check it finished)
 /// and its log lines above debug.
-fn stop_agent(mut agent: Child) -> (BTreeSet<Uuid>, String) {
-    let pid = agent.id().to_string();
+fn stop_agent(mut agent: Agent) -> (BTreeSet<Uuid>, String) {
+    let pid = agent.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let status = agent.wait().unwrap();
-    let logs = logs(&mut agent);
+    // The agent flushes for at most 10 s at shutdown; a hang fails here, with its log.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = agent.child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = agent.child.kill();
+            let logs = std::fs::read_to_string(&agent.log).unwrap();
+            panic!("the agent did not exit within 60 s of SIGTERM:\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let logs = std::fs::read_to_string(&agent.log).unwrap();
     assert!(status.success(), "agent exited with {status}: {logs}");
     let notable = logs
         .lines()
@@ -149,17 +168,6 @@ fn stop_agent(mut agent: Child) -> (BTreeSet<Uuid>, String) {
         .collect::<Vec<_>>()
         .join("\n");
     (logged_checks(&logs), notable)
-}
-
-fn logs(agent: &mut Child) -> String {
-    let mut logs = String::new();
-    agent
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    logs
 }
 
 fn logged_checks(logs: &str) -> BTreeSet<Uuid> {
@@ -277,9 +285,9 @@ async fn an_agent_killed_while_kafka_is_down_sends_its_spool_after_restart() {
 
     rig.link.cut();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    agent.kill().unwrap(); // SIGKILL: no flush, no shutdown
-    agent.wait().unwrap();
-    let first_run = logged_checks(&logs(&mut agent));
+    agent.child.kill().unwrap(); // SIGKILL: no flush, no shutdown
+    agent.child.wait().unwrap();
+    let first_run = logged_checks(&std::fs::read_to_string(&agent.log).unwrap());
     let spooled = spooled_checks(&rig.spool_dir());
     let (_, before) = stored(&client).await;
     let waiting: BTreeSet<Uuid> = spooled.difference(&before).copied().collect();

@@ -39,8 +39,10 @@ async fn check(
     configure(&mut s);
     let started = Instant::now();
     let r = Prober::new("agent".into(), None).check(&s).await;
+    // Bounded, not fast: a site that holds the check past its timeout must not hold it
+    // much longer (the slack is for a loaded machine, not a speed target).
     assert!(
-        started.elapsed() < TIMEOUT + Duration::from_millis(500),
+        started.elapsed() < TIMEOUT + Duration::from_secs(3),
         "check took {:?}",
         started.elapsed()
     );

@@ -25,8 +25,9 @@ pub struct SpooledPublisher {
     kafka: Arc<KafkaPublisher>,
     writer: Mutex<SpoolWriter>,
     acks: SpoolAcks,
-    stop: Mutex<Option<oneshot::Sender<Instant>>>,
-    shipper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Tells the shipper to finish by the given time.
+    stop: oneshot::Sender<Instant>,
+    shipper: tokio::task::JoinHandle<()>,
 }
 
 impl SpooledPublisher {
@@ -45,8 +46,8 @@ impl SpooledPublisher {
             kafka,
             writer: Mutex::new(writer),
             acks,
-            stop: Mutex::new(Some(stop)),
-            shipper: Mutex::new(Some(tokio::spawn(shipper.run(stop_rx)))),
+            stop,
+            shipper: tokio::spawn(shipper.run(stop_rx)),
         })
     }
 
@@ -107,18 +108,9 @@ impl SpooledPublisher {
         {
             tracing::error!(error = %e, "cannot sync the spool at shutdown");
         }
-        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = stop.send(Instant::now() + deadline);
-        }
-        let shipper = self
-            .shipper
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(shipper) = shipper {
-            if let Err(e) = shipper.await {
-                tracing::error!(error = %e, "spool shipper failed");
-            }
+        let _ = self.stop.send(Instant::now() + deadline);
+        if let Err(e) = self.shipper.await {
+            tracing::error!(error = %e, "spool shipper failed");
         }
         if let Err(e) = self.acks.persist() {
             tracing::error!(error = %e, "cannot record the confirmed spool position");
