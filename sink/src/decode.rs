@@ -82,9 +82,7 @@ fn clean(text: String) -> String {
 }
 
 fn clean_in_place(text: &mut String) {
-    if text.contains('\0') {
-        *text = text.replace('\0', "\u{FFFD}");
-    }
+    *text = clean(std::mem::take(text));
 }
 
 /// Replaces NUL in every text field (JSON allows `\u0000`; PostgreSQL does not).

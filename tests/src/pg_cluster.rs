@@ -100,16 +100,22 @@ impl Cluster {
         self.run("pg_ctl", &args);
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// `tool` from the server's bin directory, run as the cluster's owner.
+    fn command(&self, tool: &str) -> Command {
         let program = self.bin.join(tool);
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
+            c.args(["-u", "postgres", "--"]).arg(program);
             c
         } else {
-            Command::new(&program)
+            Command::new(program)
         };
-        let out = cmd.args(args).current_dir(&self.dir).output().unwrap();
+        cmd.current_dir(&self.dir);
+        cmd
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self.command(tool).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "{tool} {args:?} failed: {}{}",
@@ -130,16 +136,7 @@ impl Drop for Cluster {
             "-w",
             "stop",
         ];
-        let program = self.bin.join("pg_ctl");
-        let _ = if self.as_postgres {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&program).args(args).output()
-        };
+        let _ = self.command("pg_ctl").args(args).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
