@@ -35,7 +35,11 @@ async fn main() {
 
     let rows = rows(ROWS);
     let mut report = Vec::new();
-    for method in [InsertMethod::Unnest, InsertMethod::Copy] {
+    for method in [
+        InsertMethod::Unnest,
+        InsertMethod::Staged,
+        InsertMethod::Copy,
+    ] {
         reset(&client).await;
         let took = write_all(&mut client, &rows, method).await;
         report.push((
@@ -98,7 +102,7 @@ async fn write_all(client: &mut Client, rows: &[Row], method: InsertMethod) -> D
             rejected: Vec::new(),
         };
         let stats = write_batch_with(client, &batch, method).await.unwrap();
-        assert_eq!(stats.inserted as usize, chunk.len());
+        assert_eq!(stats.inserted as usize, chunk.len(), "{method:?}");
     }
     started.elapsed()
 }

@@ -222,6 +222,9 @@ pub(crate) async fn flush<C: Consumer<SinkContext>>(
                 tracing::debug!(?stats, messages = batch.len(), "batch stored");
                 m.db_up.store(true, Ordering::Relaxed);
                 m.batches.inc();
+                if stats.rewritten {
+                    m.rewrites.inc();
+                }
                 m.batch_duration.observe(started.elapsed().as_secs_f64());
                 m.rows_written.add(stats.inserted);
                 m.duplicates

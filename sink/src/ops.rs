@@ -14,6 +14,8 @@ pub struct SinkMetrics {
     pub duplicates: Counter,
     /// Transactions committed.
     pub batches: Counter,
+    /// Batches written a second time because they held results already stored.
+    pub rewrites: Counter,
     /// Time to store one batch (seconds).
     pub batch_duration: Histogram,
     /// Messages kept in `rejected_messages`.
@@ -51,6 +53,12 @@ impl SinkMetrics {
             "Transactions committed.",
             None,
             &one(&self.batches),
+        );
+        t.counter(
+            "sitewatch_sink_batch_rewrites_total",
+            "Batches written a second time, skipping results already stored (redeliveries).",
+            None,
+            &one(&self.rewrites),
         );
         t.histogram(
             "sitewatch_sink_batch_duration_seconds",

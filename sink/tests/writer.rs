@@ -67,6 +67,7 @@ async fn a_batch_is_stored_once_with_typed_columns_and_a_rewrite_is_a_no_op() {
 
     let first = write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(first.inserted, 100);
+    assert!(!first.rewritten, "a batch of new results is written once");
     assert_eq!(first.events, 3, "first result of each new site is an event");
     let again = write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(
@@ -257,10 +258,8 @@ async fn migrations_are_safe_to_run_concurrently_and_twice() {
 }
 
 #[tokio::test]
-async fn copy_and_unnest_store_identical_rows_and_both_skip_redeliveries() {
+async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
     use sitewatch_sink::writer::{write_batch_with, InsertMethod};
-    let (_db_a, mut unnest_client) = migrated().await;
-    let (_db_b, mut copy_client) = migrated().await;
     let mut rows: Vec<Row> = (0..50)
         .map(|i| row(i, ["a", "b"][i as usize % 2], Outcome::Up, 60 - i))
         .collect();
@@ -273,19 +272,18 @@ async fn copy_and_unnest_store_identical_rows_and_both_skip_redeliveries() {
         labels: Vec::new(),
         duration_ms: 0.5,
     }];
+    // The first 20 are stored before; the batch repeats one of the others within itself.
+    let earlier = Batch {
+        rows: rows[..20].to_vec(),
+        rejected: Vec::new(),
+    };
+    let mut repeated = rows[30].clone();
+    repeated.offset = 99;
+    rows.push(repeated);
     let batch = Batch {
         rows,
         rejected: Vec::new(),
     };
-    for (client, method) in [
-        (&mut unnest_client, InsertMethod::Unnest),
-        (&mut copy_client, InsertMethod::Copy),
-    ] {
-        let first = write_batch_with(client, &batch, method).await.unwrap();
-        assert_eq!(first.inserted, 50, "{method:?}");
-        let again = write_batch_with(client, &batch, method).await.unwrap();
-        assert_eq!((again.inserted, again.events), (0, 0), "{method:?}");
-    }
     // Every column, as text, in a stable order.
     let dump = "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY check_id)
                 FROM (SELECT * FROM check_results) t";
@@ -299,12 +297,107 @@ async fn copy_and_unnest_store_identical_rows_and_both_skip_redeliveries() {
             })
             .collect::<Vec<_>>()
     };
-    let a: String = unnest_client.query_one(dump, &[]).await.unwrap().get(0);
-    let b: String = copy_client.query_one(dump, &[]).await.unwrap().get(0);
-    assert_eq!(strip(a), strip(b));
-    let events = "SELECT count(*) FROM site_events";
+    let mut dumps = Vec::new();
+    for method in [
+        InsertMethod::Unnest,
+        InsertMethod::Staged,
+        InsertMethod::Copy,
+    ] {
+        let (_db, mut client) = migrated().await;
+        let before = write_batch_with(&mut client, &earlier, method)
+            .await
+            .unwrap();
+        assert_eq!(before.inserted, 20, "{method:?}");
+        assert!(
+            !before.rewritten,
+            "{method:?}: nothing stored yet, one write"
+        );
+        let first = write_batch_with(&mut client, &batch, method).await.unwrap();
+        assert_eq!(
+            first.inserted, 30,
+            "{method:?}: only the 30 not stored before, once"
+        );
+        let again = write_batch_with(&mut client, &batch, method).await.unwrap();
+        assert_eq!((again.inserted, again.events), (0, 0), "{method:?}");
+        // Only the direct COPY is refused by stored rows and written again.
+        let copy = method == InsertMethod::Copy;
+        assert_eq!(
+            (first.rewritten, again.rewritten),
+            (copy, copy),
+            "{method:?}"
+        );
+        assert_eq!(
+            count(&client, "SELECT count(*) FROM check_results").await,
+            50,
+            "{method:?}"
+        );
+        let dump: String = client.query_one(dump, &[]).await.unwrap().get(0);
+        let events = count(&client, "SELECT count(*) FROM site_events").await;
+        dumps.push((method, strip(dump), events));
+    }
+    for (method, dump, events) in &dumps[1..] {
+        assert_eq!(dump, &dumps[0].1, "{method:?} stores what Unnest stores");
+        assert_eq!(*events, dumps[0].2, "{method:?} records the same events");
+    }
+}
+
+#[tokio::test]
+async fn a_row_another_sink_stores_meanwhile_is_skipped_not_an_error() {
+    let db = TestDb::create().await;
+    let mut client = db.client().await;
+    migrations::migrate(&mut client).await.unwrap();
+    let rows: Vec<Row> = (0..10).map(|i| row(i, "a", Outcome::Up, 10 - i)).collect();
+    // One of the batch's rows is being stored, not yet committed, by another connection
+    // (a sink still finishing its batch during a rebalance).
+    let mut other = db.client().await;
+    let tx = other.transaction().await.unwrap();
+    partitions::ensure_days(&tx, [rows[5].result.started_at.date_naive()])
+        .await
+        .unwrap();
+    tx.execute(
+        "INSERT INTO check_results (started_at, check_id, site, url, agent, outcome, total_ms,
+             schema_version, kafka_partition, kafka_offset)
+         VALUES ($1, $2, 'a', 'http://a', 'other', 'up', 1, 1, 0, 5)",
+        &[&rows[5].result.started_at, &rows[5].result.check_id],
+    )
+    .await
+    .unwrap();
+    let batch = Batch {
+        rows,
+        rejected: Vec::new(),
+    };
+    let write = tokio::spawn(async move {
+        let stats = write_batch(&mut client, &batch).await;
+        (client, stats)
+    });
+    // The write waits on the other transaction's row lock; let it get there.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !write.is_finished(),
+        "the write waits for the other transaction"
+    );
+    tx.commit().await.unwrap();
+    let (client, stats) = write.await.unwrap();
+    let stats = stats.unwrap();
     assert_eq!(
-        count(&unnest_client, events).await,
-        count(&copy_client, events).await
+        stats.inserted, 9,
+        "the other sink's row is not counted again"
+    );
+    assert!(
+        stats.rewritten,
+        "the COPY was refused and the batch written again"
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM check_results").await,
+        10
+    );
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM check_results WHERE agent = 'other'"
+        )
+        .await,
+        1,
+        "the other sink's row is kept as it stored it"
     );
 }

@@ -1,8 +1,11 @@
 //! One batch, one transaction: results (bulk, idempotent), sites, status-change
 //! events, rejected messages. Nothing is partly stored: the transaction commits or not.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sitewatch_checks::CheckResult;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
 
@@ -65,15 +68,22 @@ pub struct WriteStats {
     pub events: u64,
     /// Rejected messages recorded.
     pub rejected: u64,
+    /// The batch held results already stored, so it was written a second time, skipping them.
+    pub rewritten: bool,
 }
 
-/// How result rows reach `check_results`. Both are idempotent; COPY is the default
-/// because it measured about 1.6x faster (BENCHMARKS.md).
+/// How result rows reach `check_results`. All are idempotent; `Copy` is the default
+/// because it measured fastest (BENCHMARKS.md).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum InsertMethod {
     /// One `INSERT … SELECT FROM UNNEST($1, …, $27) ON CONFLICT DO NOTHING`.
     Unnest,
     /// Binary `COPY` into a temporary staging table, then `INSERT … SELECT … ON CONFLICT DO NOTHING`.
+    Staged,
+    /// Binary `COPY` straight into `check_results`. Redeliveries are rare (a restart, a
+    /// rebalance, an agent re-sending its spool), so rather than look every key up first
+    /// (as costly as the COPY, measured), a batch holding a row already stored is refused by
+    /// the primary key and written again with [`InsertMethod::Staged`], which skips it.
     #[default]
     Copy,
 }
@@ -92,12 +102,29 @@ pub async fn write_batch_with(
     batch: &Batch,
     method: InsertMethod,
 ) -> Result<WriteStats, tokio_postgres::Error> {
+    match write_once(client, batch, method).await {
+        Err(e) if method == InsertMethod::Copy && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            tracing::debug!(error = %e, "batch holds results already stored; writing it again, skipping those");
+            let mut stats = write_once(client, batch, InsertMethod::Staged).await?;
+            stats.rewritten = true;
+            Ok(stats)
+        }
+        written => written,
+    }
+}
+
+async fn write_once(
+    client: &mut Client,
+    batch: &Batch,
+    method: InsertMethod,
+) -> Result<WriteStats, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let days = batch.rows.iter().map(|r| r.result.started_at.date_naive());
     partitions::ensure_days(&tx, days).await?;
     let inserted = match method {
         InsertMethod::Unnest => unnest::insert_results(&tx, &batch.rows).await?,
-        InsertMethod::Copy => copy::insert_results(&tx, &batch.rows).await?,
+        InsertMethod::Staged => copy::insert_staged(&tx, &batch.rows).await?,
+        InsertMethod::Copy => copy::insert_direct(&tx, &batch.rows).await?,
     };
     let events = events::record_sites_and_events(&tx, &inserted).await?;
     let rejected = insert_rejected(&tx, &batch.rejected).await?;
@@ -106,6 +133,7 @@ pub async fn write_batch_with(
         inserted: inserted.len() as u64,
         events,
         rejected,
+        rewritten: false,
     })
 }
 
@@ -133,28 +161,68 @@ pub(super) fn schema_version(r: &CheckResult) -> i32 {
     i32::try_from(r.schema).unwrap_or(i32::MAX)
 }
 
-/// A row that was actually inserted (not a duplicate).
-pub(super) struct Inserted {
-    pub(super) site: String,
-    pub(super) url: String,
+/// A row that was actually inserted (not a duplicate), borrowed from the batch.
+pub(super) struct Inserted<'a> {
+    pub(super) site: &'a str,
+    pub(super) url: &'a str,
     pub(super) started_at: DateTime<Utc>,
     pub(super) check_id: Uuid,
-    pub(super) outcome: String,
-    pub(super) reason: Option<String>,
+    pub(super) outcome: &'a str,
+    pub(super) reason: Option<&'a str>,
 }
 
-impl Inserted {
-    /// From a `RETURNING site, url, started_at, check_id, outcome, error_message` row.
-    pub(super) fn from_row(row: &tokio_postgres::Row) -> Self {
+impl<'a> Inserted<'a> {
+    fn of(r: &'a CheckResult) -> Self {
         Inserted {
-            site: row.get(0),
-            url: row.get(1),
-            started_at: row.get(2),
-            check_id: row.get(3),
-            outcome: row.get(4),
-            reason: row.get(5),
+            site: &r.site,
+            url: &r.url,
+            started_at: r.started_at,
+            check_id: r.check_id,
+            outcome: r.outcome.as_str(),
+            reason: r.error.as_ref().map(|e| e.message.as_str()),
         }
     }
+}
+
+/// A result's primary key in `check_results`, with the time in microseconds as stored
+/// (results carry nanoseconds; PostgreSQL keeps microseconds).
+pub(super) type Key = (i64, Uuid);
+
+/// `r`'s key as PostgreSQL will store it.
+pub(super) fn key(r: &CheckResult) -> Key {
+    (r.started_at.timestamp_micros(), r.check_id)
+}
+
+/// The key of a `started_at, check_id` row.
+fn key_of(row: &tokio_postgres::Row) -> Key {
+    let started_at: DateTime<Utc> = row.get(0);
+    (started_at.timestamp_micros(), row.get(1))
+}
+
+/// The batch's rows by key; of rows sharing a key (a redelivery within the batch) the first.
+fn by_key(rows: &[Row]) -> HashMap<Key, &Row> {
+    let mut keyed = HashMap::with_capacity(rows.len());
+    for row in rows {
+        keyed.entry(key(&row.result)).or_insert(row);
+    }
+    keyed
+}
+
+/// The batch rows whose keys a `RETURNING started_at, check_id` gave back.
+pub(super) fn returned<'a>(rows: &'a [Row], returned: &[tokio_postgres::Row]) -> Vec<Inserted<'a>> {
+    let keyed = by_key(rows);
+    returned
+        .iter()
+        .filter_map(|r| keyed.get(&key_of(r)))
+        .map(|row| Inserted::of(&row.result))
+        .collect()
+}
+
+/// Inserted rows, in batch order.
+pub(super) fn inserted<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<Inserted<'a>> {
+    rows.into_iter()
+        .map(|row| Inserted::of(&row.result))
+        .collect()
 }
 
 async fn insert_rejected(

@@ -1,6 +1,9 @@
-//! Result rows by binary `COPY` into a session-local staging table, then one
-//! `INSERT … SELECT … ON CONFLICT DO NOTHING` (COPY itself cannot skip duplicates).
+//! Result rows by binary `COPY`. COPY itself cannot skip duplicates: `insert_direct`
+//! COPYs straight into `check_results` and fails on a row already stored, `insert_staged`
+//! COPYs into a session-local staging table and inserts from there with
+//! `INSERT … ON CONFLICT DO NOTHING`.
 
+use std::collections::HashSet;
 use std::pin::pin;
 
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -44,10 +47,27 @@ const TYPES: [Type; 27] = [
     Type::INT8,
 ];
 
-pub(super) async fn insert_results(
+/// COPYs the batch (each key once) straight into `check_results`. Fails with a unique
+/// violation, and stores nothing, if any of its rows is already stored (a redelivery) or
+/// being stored by another transaction.
+pub(super) async fn insert_direct<'a>(
     tx: &Transaction<'_>,
-    rows: &[Row],
-) -> Result<Vec<Inserted>, tokio_postgres::Error> {
+    rows: &'a [Row],
+) -> Result<Vec<Inserted<'a>>, tokio_postgres::Error> {
+    let mut seen = HashSet::with_capacity(rows.len());
+    let unique: Vec<&Row> = rows
+        .iter()
+        .filter(|row| seen.insert(batch::key(&row.result)))
+        .collect();
+    copy_rows(tx, "check_results", &unique).await?;
+    Ok(batch::inserted(unique))
+}
+
+/// COPYs the rows into a staging table, then inserts from there skipping rows already stored.
+pub(super) async fn insert_staged<'a>(
+    tx: &Transaction<'_>,
+    rows: &'a [Row],
+) -> Result<Vec<Inserted<'a>>, tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -58,9 +78,33 @@ pub(super) async fn insert_results(
          TRUNCATE sitewatch_staging"
     ))
     .await?;
+    let all: Vec<&Row> = rows.iter().collect();
+    copy_rows(tx, "sitewatch_staging", &all).await?;
+    let inserted = tx
+        .query(
+            &format!(
+                "INSERT INTO check_results ({COLUMNS}) SELECT {COLUMNS} FROM sitewatch_staging
+                 ON CONFLICT (started_at, check_id) DO NOTHING
+                 RETURNING started_at, check_id"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(batch::returned(rows, &inserted))
+}
+
+/// Binary COPY of `rows` into `table` (which has the result columns).
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    table: &str,
+    rows: &[&Row],
+) -> Result<(), tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let sink = tx
         .copy_in(&format!(
-            "COPY sitewatch_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            "COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)"
         ))
         .await?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &TYPES));
@@ -103,15 +147,5 @@ pub(super) async fn insert_results(
         writer.as_mut().write(&values).await?;
     }
     writer.finish().await?;
-    let inserted = tx
-        .query(
-            &format!(
-                "INSERT INTO check_results ({COLUMNS}) SELECT {COLUMNS} FROM sitewatch_staging
-                 ON CONFLICT (started_at, check_id) DO NOTHING
-                 RETURNING site, url, started_at, check_id, outcome, error_message"
-            ),
-            &[],
-        )
-        .await?;
-    Ok(inserted.iter().map(Inserted::from_row).collect())
+    Ok(())
 }

@@ -13,10 +13,10 @@ fn col<'a, T>(rows: &'a [Row], f: impl Fn(&'a CheckResult) -> T) -> Vec<T> {
     rows.iter().map(|row| f(&row.result)).collect()
 }
 
-pub(super) async fn insert_results(
+pub(super) async fn insert_results<'a>(
     tx: &Transaction<'_>,
-    rows: &[Row],
-) -> Result<Vec<Inserted>, tokio_postgres::Error> {
+    rows: &'a [Row],
+) -> Result<Vec<Inserted<'a>>, tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -79,7 +79,7 @@ pub(super) async fn insert_results(
                  $19::timestamptz[], $20::int[], $21::text[], $22::bool[], $23::bool[], $24::jsonb[],
                  $25::int[], $26::int[], $27::bigint[])
              ON CONFLICT (started_at, check_id) DO NOTHING
-             RETURNING site, url, started_at, check_id, outcome, error_message",
+             RETURNING started_at, check_id",
             &[
                 &started_at, &check_id, &site, &url, &agent, &location, &outcome, &error_kind,
                 &error_message, &http_status, &http_version, &body_bytes, &body_truncated, &dns,
@@ -88,5 +88,5 @@ pub(super) async fn insert_results(
             ],
         )
         .await?;
-    Ok(inserted.iter().map(Inserted::from_row).collect())
+    Ok(batch::returned(rows, &inserted))
 }
