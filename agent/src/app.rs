@@ -107,7 +107,8 @@ pub async fn run(
             // A failure is logged by the publisher; the exit code reports the sites.
             let _ = publisher.publish(result).await;
         }
-        publisher.flush();
+        // Closing writes out whatever flushing puts off.
+        let _ = publisher.flush();
         if let Some(code) = report_unsent(publisher.close(PUBLISH_FLUSH_DEADLINE).await) {
             return Ok(code);
         }
@@ -141,7 +142,20 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<sitewatch_checks::CheckResult>(RESULT_QUEUE);
     let forward_metrics = metrics.clone();
     let forward = tokio::spawn(async move {
-        while let Some(result) = rx.recv().await {
+        // When a put-off flush is due.
+        let mut flush_at = None;
+        loop {
+            let received = match flush_at {
+                None => rx.recv().await,
+                Some(at) => tokio::select! {
+                    received = rx.recv() => received,
+                    _ = tokio::time::sleep_until(at) => {
+                        flush_at = publisher.flush();
+                        continue;
+                    }
+                },
+            };
+            let Some(result) = received else { break };
             tracing::debug!(site = %result.site, check_id = %result.check_id, outcome = ?result.outcome, "check finished");
             forward_metrics.record(&result);
             forward_metrics.queue_depth.set(rx.len() as i64);
@@ -149,7 +163,7 @@ pub async fn run(
                 forward_metrics.publish_failures.inc();
             }
             if rx.is_empty() {
-                publisher.flush();
+                flush_at = publisher.flush();
             }
         }
         publisher.close(PUBLISH_FLUSH_DEADLINE).await

@@ -37,6 +37,9 @@ pub struct SchedulerStats {
     pub slots_skipped: AtomicU64,
     /// Checks abandoned because they were still running when the shutdown grace ran out.
     pub checks_abandoned: AtomicU64,
+    /// When skipped slots were last logged: an overloaded agent would otherwise log one
+    /// line per check.
+    overrun_log: Throttle,
 }
 
 impl Default for SchedulerStats {
@@ -46,7 +49,45 @@ impl Default for SchedulerStats {
             checks_started: AtomicU64::default(),
             slots_skipped: AtomicU64::default(),
             checks_abandoned: AtomicU64::default(),
+            overrun_log: Throttle::new(OVERRUN_LOG_EVERY),
         }
+    }
+}
+
+/// At most one "skipping missed slots" warning per this period, with the running total.
+const OVERRUN_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Lets an event through at most once per period, from any thread, without a lock.
+#[derive(Debug)]
+struct Throttle {
+    epoch: std::time::Instant,
+    period_ms: u64,
+    /// Milliseconds after `epoch` of the last event let through, plus one (0: none yet).
+    last: AtomicU64,
+}
+
+impl Throttle {
+    fn new(period: Duration) -> Self {
+        Throttle {
+            epoch: std::time::Instant::now(),
+            period_ms: u64::try_from(period.as_millis()).unwrap_or(u64::MAX),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether an event happening now is let through.
+    fn allow(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let last = self.last.load(Ordering::Relaxed);
+        if last != 0 && now < last.saturating_add(self.period_ms) {
+            return false;
+        }
+        // Of threads racing past the check, one wins.
+        self.last
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -156,10 +197,20 @@ async fn site_loop<F, Fut>(
             let behind = now.duration_since(slot).as_nanos() / interval.as_nanos() + 1;
             let behind = u32::try_from(behind).unwrap_or(u32::MAX);
             slot += interval * behind;
-            stats
+            let total = stats
                 .slots_skipped
-                .fetch_add(u64::from(behind), Ordering::Relaxed);
-            tracing::warn!(site = %spec.name, skipped = behind, "check overran its interval; skipping missed slots");
+                .fetch_add(u64::from(behind), Ordering::Relaxed)
+                + u64::from(behind);
+            if stats.overrun_log.allow() {
+                tracing::warn!(
+                    site = %spec.name,
+                    skipped = behind,
+                    skipped_total = total,
+                    "checks overran their intervals (slow sites, or agent.max_concurrency too low); \
+                     skipping missed slots; logged at most every {}s, sitewatch_slots_skipped_total counts all",
+                    OVERRUN_LOG_EVERY.as_secs()
+                );
+            }
         }
     }
 }
@@ -178,4 +229,38 @@ where
         .buffer_unordered(max_concurrency.max(1))
         .collect()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_lets_one_event_through_per_period() {
+        let throttle = Throttle::new(Duration::from_millis(200));
+        assert!(throttle.allow(), "the first event passes");
+        assert!(!throttle.allow(), "a second one within the period does not");
+        assert!(!throttle.allow());
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(throttle.allow(), "after the period one passes again");
+        assert!(!throttle.allow());
+    }
+
+    #[test]
+    fn throttle_lets_one_of_many_racing_threads_through() {
+        let throttle = Throttle::new(Duration::from_secs(60));
+        let passed = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        if throttle.allow() {
+                            passed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(passed.load(Ordering::Relaxed), 1);
+    }
 }

@@ -129,6 +129,46 @@ fn sigterm_stops_the_agent_cleanly_after_results_were_printed() {
 }
 
 #[test]
+fn a_result_line_is_written_while_the_agent_waits_for_the_next_check() {
+    // Lines are gathered for a few ms under load (the timing is unit-tested in
+    // `publisher::stdout`); one not followed by another result, the next check being an
+    // hour away, must still come out while the agent runs.
+    let port = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("defaults:\n  interval: 1h\nsites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n"),
+    );
+    let mut child = Command::new(AGENT)
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // Generous for a loaded machine: the alternative is an hour, or exit.
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a result line while the agent is running");
+    let result: CheckResult = serde_json::from_str(&line).unwrap();
+    assert_eq!(result.site, "home");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the agent is still running"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
 fn bad_config_exits_64_naming_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(

@@ -66,10 +66,17 @@ impl Publisher {
         }
     }
 
-    /// Called when no more results are waiting: makes what was published durable.
-    pub fn flush(&self) {
-        if let Publisher::Spooled(p) = self {
-            p.flush();
+    /// Called when no more results are waiting: makes what was published durable. If part
+    /// of that was put off (stdout gathers lines for a few ms), returns when to call again.
+    #[must_use = "a put-off flush must be called again"]
+    pub fn flush(&self) -> Option<tokio::time::Instant> {
+        match self {
+            Publisher::Stdout(p) => p.flush(),
+            Publisher::Kafka(_) => None,
+            Publisher::Spooled(p) => {
+                p.flush();
+                None
+            }
         }
     }
 

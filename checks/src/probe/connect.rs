@@ -29,12 +29,14 @@ fn fail(kind: ErrorKind, message: impl Into<String>) -> CheckError {
 }
 
 /// Opens a fresh connection to `url`'s origin, recording DNS, connect and TLS
-/// timings (replacing those of any earlier redirect hop).
+/// timings (replacing those of any earlier redirect hop). `sends_body`: the request
+/// has a body, so it may be written in more than one piece.
 pub(crate) async fn open(
     url: &Url,
     tls_ca: Option<&native_tls::Certificate>,
     resolver: &dyn Resolve,
     trace: &Trace,
+    sends_body: bool,
 ) -> Result<BoxIo, CheckError> {
     let https = match url.scheme() {
         "http" => false,
@@ -86,8 +88,13 @@ pub(crate) async fn open(
     let tcp = connect_any(&addrs).await;
     trace.lock().timings.connect = Some(ms(t.elapsed()));
     let tcp = tcp?;
-    // Latency matters more than throughput for a probe; failure here is harmless.
-    let _ = tcp.set_nodelay(true);
+    // A request without a body goes out in one write, which Nagle never holds back; a
+    // TLS handshake or a body may take several, and then Nagle waiting for the server's
+    // delayed ACK would add up to 40 ms to the timings. Saves a syscall per plain check.
+    if https || sends_body {
+        // Failure here is harmless.
+        let _ = tcp.set_nodelay(true);
+    }
 
     if !https {
         return Ok(Box::new(tcp));

@@ -137,8 +137,10 @@ pub(crate) async fn send(
             )
         })?;
     let conn = AbortOnDrop(tokio::spawn(async move {
-        // Errors surface through the response future and body.
-        let _ = conn.await;
+        // Errors surface through the response future and body. The request said
+        // `Connection: close`: once the response is read the socket is simply closed,
+        // without a separate shutdown(2) first (the FIN goes out either way).
+        let _ = conn.without_shutdown().await;
     }));
 
     trace.enter(Phase::WaitingHeaders);
