@@ -9,37 +9,38 @@ use std::process::Command;
 
 use sitewatch_tests::plugins::repo_root;
 
-/// Processes the demo starts, by a fragment of their command line.
-const STARTED: [&str; 6] = [
-    "demo-sites",
-    "tansu",
-    "sitewatch-demo-pg",
-    "sitewatch-agent",
-    "sitewatch-sink",
-    ".build/demo/pg",
-];
+/// Set in the demo's environment: every process it starts inherits it, also one left
+/// behind and re-parented, while other tests' agents and brokers on the machine lack it.
+const MARK: &str = "SITEWATCH_DEMO_TEST_MARK";
 
-fn demo_processes() -> BTreeSet<(u32, String)> {
-    let out = Command::new("ps")
-        .args(["-eo", "pid=,args="])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (pid, args) = l.trim().split_once(' ')?;
-            let pid: u32 = pid.parse().ok()?;
-            STARTED
-                .iter()
-                .any(|p| args.contains(p))
-                .then(|| (pid, args.to_string()))
-        })
-        .collect()
+/// Live processes (pid, command line) whose environment holds `MARK=mark`.
+fn marked_processes(mark: &str) -> BTreeSet<(u32, String)> {
+    let needle = format!("{MARK}={mark}");
+    let mut found = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Processes that exit meanwhile, or are not ours to read, are skipped.
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let args = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.insert((pid, args.trim().to_string()));
+        }
+    }
+    found
 }
 
 #[test]
 fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
-    let before = demo_processes();
+    let mark = uuid::Uuid::now_v7().simple().to_string();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let out = Command::new("bash")
@@ -47,6 +48,7 @@ fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
         .args(["--duration", "12", "--private-db", "--report-json"])
         .arg(&report)
         .env_remove("DATABASE_URL")
+        .env(MARK, &mark)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -95,6 +97,6 @@ fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
     ));
     assert_eq!(outcomes.len(), expected.len() + 1, "{outcomes:?}");
 
-    let left: Vec<_> = demo_processes().difference(&before).cloned().collect();
+    let left = marked_processes(&mark);
     assert!(left.is_empty(), "left running: {left:?}");
 }

@@ -82,7 +82,7 @@ impl<W: Write> StdoutPublisher<W> {
         self.write_out(false)
     }
 
-    fn write_out(&self, now_or_never: bool) -> Option<Instant> {
+    fn write_out(&self, force: bool) -> Option<Instant> {
         let flushed = match self.out.lock() {
             Ok(mut out) => {
                 if out.lines.buffer().is_empty() {
@@ -90,7 +90,7 @@ impl<W: Write> StdoutPublisher<W> {
                 }
                 let due = out.written_at + GATHER;
                 let now = Instant::now();
-                if !now_or_never && now < due {
+                if !force && now < due {
                     return Some(due);
                 }
                 out.written_at = now;
