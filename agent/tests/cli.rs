@@ -28,6 +28,21 @@ fn results(stdout: &[u8]) -> Vec<CheckResult> {
         .collect()
 }
 
+/// The agent running one local site, `home`, every `interval`, results on a piped stdout.
+fn run_home_every(dir: &Path, interval: &str) -> std::process::Child {
+    let port = serve();
+    let config = write_config(
+        dir,
+        &format!("defaults:\n  interval: {interval}\nsites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n"),
+    );
+    Command::new(AGENT)
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn once_prints_one_json_line_per_site_and_exits_1_when_a_site_is_down() {
     let port = serve();
@@ -87,18 +102,8 @@ fn once_exits_0_when_every_site_is_up() {
 
 #[test]
 fn sigterm_stops_the_agent_cleanly_after_results_were_printed() {
-    let port = serve();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!("defaults:\n  interval: 1s\nsites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n"),
-    );
-    let mut child = Command::new(AGENT)
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run_home_every(dir.path(), "1s");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first: CheckResult = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first.site, "home");
@@ -133,18 +138,8 @@ fn a_result_line_is_written_while_the_agent_waits_for_the_next_check() {
     // Lines are gathered for a few ms under load (the timing is unit-tested in
     // `publisher::stdout`); one not followed by another result, the next check being an
     // hour away, must still come out while the agent runs.
-    let port = serve();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!("defaults:\n  interval: 1h\nsites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n"),
-    );
-    let mut child = Command::new(AGENT)
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run_home_every(dir.path(), "1h");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
