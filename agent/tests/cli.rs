@@ -28,19 +28,44 @@ fn results(stdout: &[u8]) -> Vec<CheckResult> {
         .collect()
 }
 
+/// A running agent, killed when dropped so a failing test leaves nothing behind.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// The agent running one local site, `home`, every `interval`, results on a piped stdout.
-fn run_home_every(dir: &Path, interval: &str) -> std::process::Child {
+fn run_home_every(dir: &Path, interval: &str) -> Running {
     let port = serve();
     let config = write_config(
         dir,
         &format!("defaults:\n  interval: {interval}\nsites:\n  - name: home\n    url: http://127.0.0.1:{port}/\n"),
     );
-    Command::new(AGENT)
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    Running(
+        Command::new(AGENT)
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -159,8 +184,6 @@ fn a_result_line_is_written_while_the_agent_waits_for_the_next_check() {
         child.try_wait().unwrap().is_none(),
         "the agent is still running"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
