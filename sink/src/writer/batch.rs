@@ -161,28 +161,8 @@ pub(super) fn schema_version(r: &CheckResult) -> i32 {
     i32::try_from(r.schema).unwrap_or(i32::MAX)
 }
 
-/// A row that was actually inserted (not a duplicate), borrowed from the batch.
-pub(super) struct Inserted<'a> {
-    pub(super) site: &'a str,
-    pub(super) url: &'a str,
-    pub(super) started_at: DateTime<Utc>,
-    pub(super) check_id: Uuid,
-    pub(super) outcome: &'a str,
-    pub(super) reason: Option<&'a str>,
-}
-
-impl<'a> Inserted<'a> {
-    fn of(r: &'a CheckResult) -> Self {
-        Inserted {
-            site: &r.site,
-            url: &r.url,
-            started_at: r.started_at,
-            check_id: r.check_id,
-            outcome: r.outcome.as_str(),
-            reason: r.error.as_ref().map(|e| e.message.as_str()),
-        }
-    }
-}
+/// A result that was actually inserted (not a duplicate), as held in the batch.
+pub(super) type Inserted<'a> = &'a CheckResult;
 
 /// A result's primary key in `check_results`, with the time in microseconds as stored
 /// (results carry nanoseconds; PostgreSQL keeps microseconds).
@@ -214,14 +194,7 @@ pub(super) fn returned<'a>(rows: &'a [Row], returned: &[tokio_postgres::Row]) ->
     returned
         .iter()
         .filter_map(|r| keyed.get(&key_of(r)))
-        .map(|row| Inserted::of(&row.result))
-        .collect()
-}
-
-/// Inserted rows, in batch order.
-pub(super) fn inserted<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<Inserted<'a>> {
-    rows.into_iter()
-        .map(|row| Inserted::of(&row.result))
+        .map(|row| &row.result)
         .collect()
 }
 

@@ -60,7 +60,7 @@ pub(super) async fn insert_direct<'a>(
         .filter(|row| seen.insert(batch::key(&row.result)))
         .collect();
     copy_rows(tx, "check_results", &unique).await?;
-    Ok(batch::inserted(unique))
+    Ok(unique.into_iter().map(|row| &row.result).collect())
 }
 
 /// COPYs the rows into a staging table, then inserts from there skipping rows already stored.
@@ -78,8 +78,7 @@ pub(super) async fn insert_staged<'a>(
          TRUNCATE sitewatch_staging"
     ))
     .await?;
-    let all: Vec<&Row> = rows.iter().collect();
-    copy_rows(tx, "sitewatch_staging", &all).await?;
+    copy_rows(tx, "sitewatch_staging", rows).await?;
     let inserted = tx
         .query(
             &format!(
@@ -94,10 +93,10 @@ pub(super) async fn insert_staged<'a>(
 }
 
 /// Binary COPY of `rows` into `table` (which has the result columns).
-async fn copy_rows(
+async fn copy_rows<R: std::borrow::Borrow<Row>>(
     tx: &Transaction<'_>,
     table: &str,
-    rows: &[&Row],
+    rows: &[R],
 ) -> Result<(), tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(());
@@ -109,6 +108,7 @@ async fn copy_rows(
         .await?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &TYPES));
     for row in rows {
+        let row: &Row = row.borrow();
         let r = &row.result;
         let http_status = batch::http_status(r);
         let body_bytes = batch::body_bytes(r);

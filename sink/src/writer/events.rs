@@ -25,9 +25,9 @@ pub(super) async fn record_sites_and_events(
     if inserted.is_empty() {
         return Ok(0);
     }
-    let mut by_site: BTreeMap<&str, Vec<&Inserted<'_>>> = BTreeMap::new();
+    let mut by_site: BTreeMap<&str, Vec<Inserted<'_>>> = BTreeMap::new();
     for row in inserted {
-        by_site.entry(row.site).or_default().push(row);
+        by_site.entry(row.site.as_str()).or_default().push(row);
     }
     let names: Vec<&str> = by_site.keys().copied().collect();
     let known: HashMap<String, Known> = tx
@@ -57,18 +57,18 @@ pub(super) async fn record_sites_and_events(
         let mut current: Option<&str> = before.map(|k| k.outcome.as_str());
         let mut last_change = before.map(|k| k.last_change);
         for row in &rows {
-            if current != Some(row.outcome) {
+            if current != Some(row.outcome.as_str()) {
                 events.push(site, current, row);
-                current = Some(row.outcome);
+                current = Some(row.outcome.as_str());
                 last_change = Some(row.started_at);
             }
         }
         let (first, last) = (rows[0], rows[rows.len() - 1]);
         sites.name.push(site);
-        sites.url.push(last.url);
+        sites.url.push(last.url.as_str());
         sites.first_seen.push(first.started_at);
         sites.last_seen.push(last.started_at);
-        sites.outcome.push(current.unwrap_or(last.outcome));
+        sites.outcome.push(current.unwrap_or(last.outcome.as_str()));
         sites
             .last_change
             .push(last_change.unwrap_or(first.started_at));
@@ -125,13 +125,14 @@ struct Events<'a> {
 }
 
 impl<'a> Events<'a> {
-    fn push(&mut self, site: &'a str, previous: Option<&'a str>, row: &Inserted<'a>) {
+    fn push(&mut self, site: &'a str, previous: Option<&'a str>, row: Inserted<'a>) {
         self.site.push(site);
         self.previous.push(previous);
-        self.new.push(row.outcome);
+        self.new.push(row.outcome.as_str());
         self.at.push(row.started_at);
         self.check_id.push(row.check_id);
-        self.reason.push(row.reason);
+        self.reason
+            .push(row.error.as_ref().map(|e| e.message.as_str()));
     }
 }
 
