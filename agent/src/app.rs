@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sitewatch_checks::ops::watch_signals;
 use sitewatch_checks::probe::Prober;
 use sitewatch_checks::spec::CheckSpec;
 use sitewatch_checks::Outcome;
@@ -40,7 +41,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    watch_signals(shutdown.clone(), None, "finishing in-flight checks");
     match run(config, cli.once, shutdown).await {
         Ok(code) => code,
         Err(e) => {
@@ -48,31 +49,6 @@ pub async fn main(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Cancels `token` on the first SIGINT or SIGTERM.
-async fn cancel_on_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the agent");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested: finishing in-flight checks");
-    token.cancel();
 }
 
 /// Runs the agent until `shutdown` (or, with `once`, until every site was checked once).

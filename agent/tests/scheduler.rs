@@ -32,7 +32,7 @@ fn spec(name: &str, interval: Duration) -> Arc<CheckSpec> {
         degraded_after: None,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         follow_redirects: 0,
-        tls_ca: None,
+        tls: None,
         plugins: vec![],
     })
 }

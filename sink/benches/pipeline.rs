@@ -148,6 +148,7 @@ fn bare_consume(config: &sitewatch_sink::SinkConfig, decode: bool) -> f64 {
     use rdkafka::Message;
     let consumer: BaseConsumer = config
         .consumer_config()
+        .unwrap()
         .set(
             "group.id",
             format!("bare-{}", uuid::Uuid::now_v7().simple()),

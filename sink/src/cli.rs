@@ -32,7 +32,7 @@ pub enum Command {
     /// Print each site's outcome, uptime, response times, last error and recent changes.
     Report {
         /// Window to summarise, e.g. `15m`, `1h`, `7d`.
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = sitewatch_checks::ops::units::parse_duration)]
         since: Duration,
         /// JSON instead of a table.
         #[arg(long)]

@@ -48,6 +48,9 @@ pub enum SinkError {
     /// The Kafka consumer could not be created or subscribed.
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    /// The Kafka settings do not fit together.
+    #[error("kafka settings: {0}")]
+    KafkaConfig(String),
 }
 
 /// Applies migrations and runs partition maintenance once.
@@ -78,6 +81,8 @@ pub(crate) struct Pending {
 /// With `config.listen`, serves `/healthz` and `/metrics` meanwhile.
 pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), SinkError> {
     let config = Arc::new(config);
+    // Settings that cannot work are found before anything starts.
+    let consumer_config = config.consumer_config().map_err(SinkError::KafkaConfig)?;
     let metrics = Arc::new(SinkMetrics::default());
     if let Some(addr) = config.listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -106,10 +111,8 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
         batch: Batch::default(),
         next_offsets: HashMap::new(),
     }));
-    let consumer: StreamConsumer<SinkContext> = config
-        .consumer_config()
-        // Statistics feed the lag gauge and Kafka readiness.
-        .set("statistics.interval.ms", "5000")
+    // Statistics (on in the shared settings) feed the lag gauge and Kafka readiness.
+    let consumer: StreamConsumer<SinkContext> = consumer_config
         .create_with_context(SinkContext::new(metrics, pending.clone(), config.clone()))?;
     consumer.subscribe(&[&config.topic])?;
     tracing::info!(topic = %config.topic, group = %config.group, "sink consuming");

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use sitewatch_checks::ops::units::format_duration as human;
 
 use super::{AgentConfig, KafkaConfig, PluginDecl, PluginUse};
 
@@ -68,10 +69,6 @@ struct SiteView<'a> {
     plugins: &'a [PluginUse],
 }
 
-fn human(d: std::time::Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
-
 /// The resolved config as YAML, secrets masked.
 pub fn render(config: &AgentConfig) -> String {
     let kafka = config.kafka.clone().map(|mut k| {
@@ -116,7 +113,7 @@ pub fn render(config: &AgentConfig) -> String {
                 max_body_bytes: spec.max_body_bytes,
                 follow_redirects: spec.follow_redirects,
                 headers,
-                tls_ca: spec.tls_ca.is_some(),
+                tls_ca: spec.tls.is_some(),
                 plugins: &s.plugins,
             }
         })

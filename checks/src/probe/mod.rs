@@ -6,8 +6,10 @@ mod evaluate;
 mod exchange;
 mod prober;
 mod resolver;
+mod tls;
 mod trace;
 
 pub use exchange::USER_AGENT_VALUE;
 pub use prober::Prober;
 pub use resolver::{Resolve, SystemResolver};
+pub use tls::{TlsClient, TlsClients, TlsSetupError};

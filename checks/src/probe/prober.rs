@@ -166,7 +166,7 @@ async fn fetch(
     let mut redirects = 0u32;
     loop {
         let sends_body = body.as_ref().is_some_and(|b| !b.is_empty());
-        let io = connect::open(&url, spec.tls_ca.as_ref(), resolver, trace, sends_body).await?;
+        let io = connect::open(&url, spec.tls.as_ref(), resolver, trace, sends_body).await?;
         let req = exchange::build_request(&url, &method, &headers, body.clone())?;
         let ex = exchange::send(io, req, trace).await?;
         let status = ex.head.status;
