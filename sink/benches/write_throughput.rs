@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sitewatch_sink::migrations;
-use sitewatch_sink::writer::{write_batch_with, Batch, InsertMethod, Row};
+use sitewatch_sink::pipeline::{write_batch_with, Batch, InsertMethod, Row};
 use sitewatch_tests::fixtures::result;
 use tokio_postgres::{Client, NoTls};
 
@@ -35,11 +35,7 @@ async fn main() {
 
     let rows = rows(ROWS);
     let mut report = Vec::new();
-    for method in [
-        InsertMethod::Unnest,
-        InsertMethod::Staged,
-        InsertMethod::Copy,
-    ] {
+    for method in [InsertMethod::Staged, InsertMethod::Copy] {
         reset(&client).await;
         let took = write_all(&mut client, &rows, method).await;
         report.push((

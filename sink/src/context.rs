@@ -14,7 +14,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Mutex;
 
 use crate::config::SinkConfig;
-use crate::consumer::{flush, grace_token, Pending};
+use crate::flush::{flush, grace_token, Pending};
 use crate::ops::SinkMetrics;
 
 /// Context of the sink's consumer.
@@ -79,7 +79,12 @@ impl ConsumerContext for SinkContext {
         }
         tracing::info!("partitions revoked: storing the pending batch first");
         tokio::task::block_in_place(|| {
-            handle.block_on(flush(&mut pending, &self.config, consumer, &grace_token()))
+            handle.block_on(flush(
+                &mut pending,
+                &self.config.topic,
+                consumer,
+                &grace_token(),
+            ))
         });
     }
 }

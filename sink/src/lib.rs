@@ -9,11 +9,12 @@ pub mod consumer;
 pub mod context;
 pub mod database;
 pub mod decode;
+mod flush;
 pub mod migrations;
 pub mod ops;
 pub mod partitions;
+pub mod pipeline;
 pub mod report;
-pub mod writer;
 
 pub use config::SinkConfig;
 pub use consumer::{run, SinkError};

@@ -14,7 +14,7 @@ use serde_json::json;
 use sitewatch_checks::MAX_SITE_NAME;
 use sitewatch_sink::decode::decode;
 use sitewatch_sink::migrations;
-use sitewatch_sink::writer::{write_batch, Batch, Rejected, Row};
+use sitewatch_sink::pipeline::{write_batch, Batch, Rejected, Row};
 use sitewatch_tests::db::TestDb;
 use sitewatch_tests::fuzz::{budget, mutated_bytes, mutated_json, run_for};
 

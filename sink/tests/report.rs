@@ -9,8 +9,8 @@ use chrono::{Duration, Utc};
 use sitewatch_checks::schema::CheckError;
 use sitewatch_checks::{ErrorKind, Outcome};
 use sitewatch_sink::migrations;
+use sitewatch_sink::pipeline::{write_batch, Batch, Row};
 use sitewatch_sink::report;
-use sitewatch_sink::writer::{write_batch, Batch, Row};
 use sitewatch_tests::fixtures::result;
 use support::TestDb;
 

@@ -9,7 +9,7 @@ use chrono::{Days, Duration, Utc};
 use sitewatch_checks::schema::{CheckError, HttpInfo, RegexInfo};
 use sitewatch_checks::{ErrorKind, Outcome};
 use sitewatch_sink::decode::decode;
-use sitewatch_sink::writer::{write_batch, Batch, Rejected, Row};
+use sitewatch_sink::pipeline::{write_batch, Batch, Rejected, Row};
 use sitewatch_sink::{migrations, partitions};
 use sitewatch_tests::fixtures::result;
 use support::TestDb;
@@ -68,10 +68,14 @@ async fn a_batch_is_stored_once_with_typed_columns_and_a_rewrite_is_a_no_op() {
     let first = write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(first.inserted, 100);
     assert!(!first.rewritten, "a batch of new results is written once");
-    assert_eq!(first.events, 3, "first result of each new site is an event");
+    assert_eq!(
+        first.step("events"),
+        3,
+        "first result of each new site is an event"
+    );
     let again = write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(
-        (again.inserted, again.events),
+        (again.inserted, again.step("events")),
         (0, 0),
         "redelivery is a no-op"
     );
@@ -259,7 +263,7 @@ async fn migrations_are_safe_to_run_concurrently_and_twice() {
 
 #[tokio::test]
 async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
-    use sitewatch_sink::writer::{write_batch_with, InsertMethod};
+    use sitewatch_sink::pipeline::{write_batch_with, InsertMethod};
     let mut rows: Vec<Row> = (0..50)
         .map(|i| row(i, ["a", "b"][i as usize % 2], Outcome::Up, 60 - i))
         .collect();
@@ -298,11 +302,7 @@ async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
             .collect::<Vec<_>>()
     };
     let mut dumps = Vec::new();
-    for method in [
-        InsertMethod::Unnest,
-        InsertMethod::Staged,
-        InsertMethod::Copy,
-    ] {
+    for method in [InsertMethod::Staged, InsertMethod::Copy] {
         let (_db, mut client) = migrated().await;
         let before = write_batch_with(&mut client, &earlier, method)
             .await
@@ -318,7 +318,7 @@ async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
             "{method:?}: only the 30 not stored before, once"
         );
         let again = write_batch_with(&mut client, &batch, method).await.unwrap();
-        assert_eq!((again.inserted, again.events), (0, 0), "{method:?}");
+        assert_eq!((again.inserted, again.step("events")), (0, 0), "{method:?}");
         // Only the direct COPY is refused by stored rows and written again.
         let copy = method == InsertMethod::Copy;
         assert_eq!(
@@ -336,7 +336,7 @@ async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
         dumps.push((method, strip(dump), events));
     }
     for (method, dump, events) in &dumps[1..] {
-        assert_eq!(dump, &dumps[0].1, "{method:?} stores what Unnest stores");
+        assert_eq!(dump, &dumps[0].1, "{method:?} stores what Staged stores");
         assert_eq!(*events, dumps[0].2, "{method:?} records the same events");
     }
 }

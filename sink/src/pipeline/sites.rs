@@ -1,13 +1,29 @@
-//! `sites` upserts and `site_events` for every change of a site's outcome, in three
+//! Step: `sites` upserts and `site_events` for every change of a site's outcome, in three
 //! statements per batch whatever the number of sites (lock, insert events, upsert).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sitewatch_checks::CheckResult;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::batch::Inserted;
+use super::step::{Step, StepFuture, Stored};
+
+/// Keeps `sites` current and records outcome changes in `site_events`.
+pub(super) struct SitesAndEvents;
+
+impl Step for SitesAndEvents {
+    fn name(&self) -> &'static str {
+        "events"
+    }
+
+    fn apply<'a>(&'a self, tx: &'a Transaction<'a>, stored: &'a Stored<'a>) -> StepFuture<'a> {
+        Box::pin(async move { Ok(record_sites_and_events(tx, stored).await?) })
+    }
+}
+
+type Inserted<'a> = &'a CheckResult;
 
 /// A site's state as stored before this batch.
 struct Known {
@@ -18,18 +34,22 @@ struct Known {
 /// Upserts `sites` and records an event for every outcome change, in `started_at` order.
 /// The batch's site rows are locked (in name order, so concurrent sinks cannot deadlock)
 /// until commit, so sinks overlapping during a rebalance serialise per site.
-pub(super) async fn record_sites_and_events(
+async fn record_sites_and_events(
     tx: &Transaction<'_>,
-    inserted: &[Inserted<'_>],
+    stored: &Stored<'_>,
 ) -> Result<u64, tokio_postgres::Error> {
-    if inserted.is_empty() {
+    if stored.is_empty() {
         return Ok(0);
     }
-    let mut by_site: BTreeMap<&str, Vec<Inserted<'_>>> = BTreeMap::new();
-    for row in inserted {
-        by_site.entry(row.site.as_str()).or_default().push(row);
-    }
-    let names: Vec<&str> = by_site.keys().copied().collect();
+    // Stored results come in site order, so the names are sorted too.
+    let by_site: Vec<(&str, Vec<Inserted<'_>>)> = stored
+        .by_site()
+        .map(|run| {
+            let site = run[0].result.site.as_str();
+            (site, run.iter().map(|s| s.result).collect())
+        })
+        .collect();
+    let names: Vec<&str> = by_site.iter().map(|(site, _)| *site).collect();
     let known: HashMap<String, Known> = tx
         .query(
             "SELECT name, current_outcome, last_change_at FROM sites

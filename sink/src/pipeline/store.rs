@@ -1,16 +1,49 @@
-//! Result rows by binary `COPY`. COPY itself cannot skip duplicates: `insert_direct`
-//! COPYs straight into `check_results` and fails on a row already stored, `insert_staged`
-//! COPYs into a session-local staging table and inserts from there with
-//! `INSERT … ON CONFLICT DO NOTHING`.
+//! The first step: result rows into `check_results` by binary `COPY`. COPY itself cannot
+//! skip duplicates, so [`InsertMethod::Copy`] COPYs straight into `check_results` and fails
+//! on a row already stored, and [`InsertMethod::Staged`] COPYs into a session-local staging
+//! table and inserts from there with `INSERT … ON CONFLICT DO NOTHING`. Either way it returns
+//! only the rows this transaction stored, which is all the later steps ever see.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::pin::pin;
 
+use chrono::{DateTime, Utc};
+use sitewatch_checks::CheckResult;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::Transaction;
+use uuid::Uuid;
 
-use super::batch::{self, Inserted, Row};
+use super::batch::Row;
+
+/// How result rows reach `check_results`. Both are idempotent; `Copy` is the default
+/// because it measured fastest (BENCHMARKS.md).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum InsertMethod {
+    /// Binary `COPY` into a temporary staging table, then `INSERT … SELECT … ON CONFLICT DO NOTHING`.
+    Staged,
+    /// Binary `COPY` straight into `check_results`. Redeliveries are rare (a restart, a
+    /// rebalance, an agent re-sending its spool), so rather than look every key up first
+    /// (as costly as the COPY, measured), a batch holding a row already stored is refused by
+    /// the primary key and written again with [`InsertMethod::Staged`], which skips it.
+    #[default]
+    Copy,
+}
+
+/// Stores `rows` (each key once) and returns the rows this transaction stored.
+pub(super) async fn store<'a>(
+    tx: &Transaction<'_>,
+    rows: &'a [Row],
+    method: InsertMethod,
+) -> Result<Vec<&'a Row>, tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    match method {
+        InsertMethod::Copy => insert_direct(tx, rows).await,
+        InsertMethod::Staged => insert_staged(tx, rows).await,
+    }
+}
 
 const COLUMNS: &str = "started_at, check_id, site, url, agent, location, outcome, error_kind, \
      error_message, http_status, http_version, body_bytes, body_truncated, dns_ms, connect_ms, \
@@ -50,27 +83,24 @@ const TYPES: [Type; 27] = [
 /// COPYs the batch (each key once) straight into `check_results`. Fails with a unique
 /// violation, and stores nothing, if any of its rows is already stored (a redelivery) or
 /// being stored by another transaction.
-pub(super) async fn insert_direct<'a>(
+async fn insert_direct<'a>(
     tx: &Transaction<'_>,
     rows: &'a [Row],
-) -> Result<Vec<Inserted<'a>>, tokio_postgres::Error> {
+) -> Result<Vec<&'a Row>, tokio_postgres::Error> {
     let mut seen = HashSet::with_capacity(rows.len());
     let unique: Vec<&Row> = rows
         .iter()
-        .filter(|row| seen.insert(batch::key(&row.result)))
+        .filter(|row| seen.insert(key(&row.result)))
         .collect();
     copy_rows(tx, "check_results", &unique).await?;
-    Ok(unique.into_iter().map(|row| &row.result).collect())
+    Ok(unique)
 }
 
 /// COPYs the rows into a staging table, then inserts from there skipping rows already stored.
-pub(super) async fn insert_staged<'a>(
+async fn insert_staged<'a>(
     tx: &Transaction<'_>,
     rows: &'a [Row],
-) -> Result<Vec<Inserted<'a>>, tokio_postgres::Error> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
+) -> Result<Vec<&'a Row>, tokio_postgres::Error> {
     // Lives for the session; emptied at every commit.
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE IF NOT EXISTS sitewatch_staging AS \
@@ -89,7 +119,35 @@ pub(super) async fn insert_staged<'a>(
             &[],
         )
         .await?;
-    Ok(batch::returned(rows, &inserted))
+    let keyed = by_key(rows);
+    Ok(inserted
+        .iter()
+        .filter_map(|r| keyed.get(&key_of(r)).copied())
+        .collect())
+}
+
+/// A result's primary key in `check_results`, with the time in microseconds as stored
+/// (results carry nanoseconds; PostgreSQL keeps microseconds).
+type Key = (i64, Uuid);
+
+/// `r`'s key as PostgreSQL will store it.
+fn key(r: &CheckResult) -> Key {
+    (r.started_at.timestamp_micros(), r.check_id)
+}
+
+/// The key of a `started_at, check_id` row.
+fn key_of(row: &tokio_postgres::Row) -> Key {
+    let started_at: DateTime<Utc> = row.get(0);
+    (started_at.timestamp_micros(), row.get(1))
+}
+
+/// The batch's rows by key; of rows sharing a key (a redelivery within the batch) the first.
+fn by_key(rows: &[Row]) -> HashMap<Key, &Row> {
+    let mut keyed = HashMap::with_capacity(rows.len());
+    for row in rows {
+        keyed.entry(key(&row.result)).or_insert(row);
+    }
+    keyed
 }
 
 /// Binary COPY of `rows` into `table` (which has the result columns).
@@ -110,11 +168,17 @@ async fn copy_rows<R: std::borrow::Borrow<Row>>(
     for row in rows {
         let row: &Row = row.borrow();
         let r = &row.result;
-        let http_status = batch::http_status(r);
-        let body_bytes = batch::body_bytes(r);
-        let tls_days_left = batch::tls_days_left(r);
+        let http_status = r.http.as_ref().map(|h| i32::from(h.status));
+        let body_bytes = r
+            .http
+            .as_ref()
+            .map(|h| i64::try_from(h.body_bytes).unwrap_or(i64::MAX));
+        let tls_days_left = r
+            .tls
+            .as_ref()
+            .map(|t| i32::try_from(t.days_left).unwrap_or(i32::MIN));
         let plugins = (!r.plugins.is_empty()).then_some(Json(&r.plugins));
-        let schema = batch::schema_version(r);
+        let schema = i32::try_from(r.schema).unwrap_or(i32::MAX);
         let values: [&(dyn ToSql + Sync); 27] = [
             &r.started_at,
             &r.check_id,

@@ -1,0 +1,51 @@
+//! What one transaction stores: the decoded results of a run of Kafka messages and the
+//! messages that did not decode.
+
+use sitewatch_checks::CheckResult;
+
+/// A decoded message with where it came from.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// The result.
+    pub result: CheckResult,
+}
+
+/// A message that could not be decoded.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// Kafka topic.
+    pub topic: String,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// Why it was rejected.
+    pub error: String,
+    /// The raw value.
+    pub payload: Vec<u8>,
+}
+
+/// What one transaction stores.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    /// Decoded results.
+    pub rows: Vec<Row>,
+    /// Undecodable messages.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Batch {
+    /// Messages in the batch.
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.rejected.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
