@@ -46,6 +46,8 @@ pub struct AgentOps {
     pub metrics: Arc<AgentMetrics>,
     /// Scheduler counters.
     pub scheduler: Arc<SchedulerStats>,
+    /// Config reload counters.
+    pub reload: Arc<crate::reload::ReloadMetrics>,
     /// Kafka delivery state, when publishing to Kafka.
     pub kafka: Option<Arc<crate::publisher::KafkaStats>>,
     /// Disk spool state, when results are spooled.
@@ -109,6 +111,22 @@ impl OpsState for AgentOps {
             m.queue_depth.get() as f64,
         );
         t.gauge("sitewatch_sites", "Sites configured.", m.sites.get() as f64);
+        t.counter(
+            "sitewatch_config_reload_failures_total",
+            "Config reloads refused because the new config was invalid.",
+            None,
+            &[("", self.reload.failures.get())],
+        );
+        t.gauge(
+            "sitewatch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load (start or reload).",
+            self.reload.last_success.load(Ordering::Relaxed) as f64,
+        );
+        t.gauge(
+            "sitewatch_config_last_reload_successful",
+            "Whether the last config reload succeeded (1) or was refused (0).",
+            self.reload.last_successful.get() as f64,
+        );
         if let Some(k) = &self.kafka {
             t.counter(
                 "sitewatch_kafka_delivered_total",
