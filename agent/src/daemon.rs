@@ -35,6 +35,7 @@ pub async fn run(
     let reload_metrics = Arc::new(ReloadMetrics::default());
     reload::loaded_at_start(&reload_metrics);
     let limit = ConcurrencyLimit::new(config.agent.max_concurrency);
+    let checker = Checker::new(&config.agent);
     if let Some(addr) = config.agent.listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr} for /healthz and /metrics: {e}")
@@ -44,6 +45,8 @@ pub async fn run(
             metrics: metrics.clone(),
             scheduler: scheduler_stats.clone(),
             reload: reload_metrics.clone(),
+            overload: checker.overload(),
+            limit: limit.clone(),
             kafka: publisher.kafka_stats(),
             spool: publisher.spool_stats(),
         });
@@ -55,7 +58,6 @@ pub async fn run(
 
     let (tx, rx) = mpsc::channel::<CheckResult>(RESULT_QUEUE);
     let forward = tokio::spawn(forward(rx, publisher, metrics.clone()));
-    let checker = Checker::new(&config.agent);
     let check = {
         let checker = checker.clone();
         move |spec, started| checker.check(spec, Some(started))
@@ -90,7 +92,7 @@ pub async fn run(
                     tokio::task::spawn_blocking(move || reload::reload(&paths, &current, &metrics)).await
                 };
                 let Ok(Some(new)) = loaded else { continue };
-                checker.set_identity(&new.agent);
+                checker.apply(&new.agent);
                 limit.set_limit(new.agent.max_concurrency);
                 watching.store(new.agent.watch_config, Ordering::Relaxed);
                 let changes = scheduler.apply(running.update(&new));

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod limit;
 pub mod once;
 pub mod ops;
+pub mod overload;
 pub mod plugins;
 pub mod publisher;
 pub mod reload;

@@ -54,6 +54,8 @@ fn result(spec: &CheckSpec) -> CheckResult {
         regex: None,
         regex_absent: None,
         plugins: vec![],
+        agent_lag_ms: None,
+        agent_stall_ms: None,
     }
 }
 
