@@ -11,5 +11,5 @@ pub mod table;
 pub use incremental::{apply, NewChecks};
 pub use rebuild::{rebuild, RebuildError, Rebuilt};
 pub use rollup::{Check, Resolution, Rollup, MAX_GAP};
-pub use sketch::Sketch;
+pub use sketch::{Sketch, Totals};
 pub use table::{Key, RollupError};
