@@ -155,7 +155,7 @@ async fn forward(
             },
         };
         let Some(result) = received else { break };
-        tracing::debug!(site = %result.site, check_id = %result.check_id, outcome = ?result.outcome, "check finished");
+        tracing::debug!(site = %result.site, started_at = %result.started_at.timestamp_millis(), check_id = %result.check_id, outcome = ?result.outcome, "check finished");
         metrics.record(&result);
         metrics.queue_depth.set(rx.len() as i64);
         if publisher.publish(result).await.is_err() {

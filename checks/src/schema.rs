@@ -126,6 +126,10 @@ pub enum ErrorKind {
     /// for longer than the check's timeout, or out of file descriptors): the site's state
     /// is unknown, and the outcome (`degraded`) must not count against it.
     AgentOverloaded,
+    /// A kind this build does not know, sent by a newer agent: still a result to store
+    /// (the sink keeps the name as sent), never a reason to reject the message.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorKind {
@@ -142,6 +146,7 @@ impl ErrorKind {
             ErrorKind::Plugin => "plugin",
             ErrorKind::Slow => "slow",
             ErrorKind::AgentOverloaded => "agent_overloaded",
+            ErrorKind::Other => "other",
         }
     }
 }
@@ -336,5 +341,12 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
+    }
+
+    #[test]
+    fn an_error_kind_from_a_newer_agent_still_decodes() {
+        let e: CheckError =
+            serde_json::from_str(r#"{"kind": "from_the_future", "message": "m"}"#).unwrap();
+        assert_eq!(e.kind, ErrorKind::Other);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod consumer;
 pub mod context;
@@ -15,6 +16,8 @@ pub mod ops;
 pub mod partitions;
 pub mod pipeline;
 pub mod report;
+pub mod retention;
+pub mod rollups;
 
 pub use config::SinkConfig;
 pub use consumer::{run, SinkError};
