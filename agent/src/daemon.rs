@@ -2,7 +2,7 @@
 //! reloads, until shutdown.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sitewatch_checks::CheckResult;
@@ -35,7 +35,14 @@ pub async fn run(
     let reload_metrics = Arc::new(ReloadMetrics::default());
     reload::loaded_at_start(&reload_metrics);
     let limit = ConcurrencyLimit::new(config.agent.max_concurrency);
+    let max_concurrency = Arc::new(AtomicUsize::new(config.agent.max_concurrency));
     let checker = Checker::new(&config.agent);
+    tokio::spawn(crate::adapt::adapt(
+        limit.clone(),
+        max_concurrency.clone(),
+        checker.overload().stall.clone(),
+        shutdown.clone(),
+    ));
     if let Some(addr) = config.agent.listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr} for /healthz and /metrics: {e}")
@@ -47,6 +54,7 @@ pub async fn run(
             reload: reload_metrics.clone(),
             overload: checker.overload(),
             limit: limit.clone(),
+            max_concurrency: max_concurrency.clone(),
             kafka: publisher.kafka_stats(),
             spool: publisher.spool_stats(),
         });
@@ -93,7 +101,9 @@ pub async fn run(
                 };
                 let Ok(Some(new)) = loaded else { continue };
                 checker.apply(&new.agent);
-                limit.set_limit(new.agent.max_concurrency);
+                // The cap adapts up to the new maximum; a lower one applies at once.
+                max_concurrency.store(new.agent.max_concurrency, Ordering::Relaxed);
+                limit.set_limit(limit.limit().min(new.agent.max_concurrency));
                 watching.store(new.agent.watch_config, Ordering::Relaxed);
                 let changes = scheduler.apply(running.update(&new));
                 metrics.sites.set(scheduler.sites() as i64);

@@ -1,5 +1,6 @@
 //! sitewatch agent library: the binary is a thin wrapper around [`app::main`].
 
+pub mod adapt;
 pub mod app;
 pub mod check;
 pub mod cli;
