@@ -1,5 +1,5 @@
 //! The `sitewatch-agent` binary as a user runs it: `--once` exit codes and JSON lines,
-//! SIGTERM shutdown, `--check-config`, and config errors (exit 64 with file and line).
+//! SIGTERM shutdown, `--check-config`, and config errors (exit 78 with file and line).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -187,7 +187,7 @@ fn a_result_line_is_written_while_the_agent_waits_for_the_next_check() {
 }
 
 #[test]
-fn bad_config_exits_64_naming_file_line_and_field() {
+fn bad_config_exits_78_naming_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -198,7 +198,10 @@ fn bad_config_exits_64_naming_file_line_and_field() {
         .arg(&config)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(sitewatch_checks::ops::EXIT_CONFIG))
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("{}:6", config.display())),

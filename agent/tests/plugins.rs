@@ -134,7 +134,11 @@ fn an_unusable_component_is_a_config_error_naming_file_and_line() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(64), "stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(sitewatch_checks::ops::EXIT_CONFIG)),
+        "stderr: {stderr}"
+    );
     assert!(
         stderr.contains("sites.yaml:3: plugins.broken.path"),
         "{stderr}"
@@ -345,6 +349,10 @@ fn plugins_compile_fills_the_cache_the_agent_then_loads_from() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(sitewatch_checks::ops::EXIT_CONFIG)),
+        "{stderr}"
+    );
     assert!(stderr.contains("no cache to compile into"), "{stderr}");
 }

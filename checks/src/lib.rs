@@ -2,7 +2,9 @@
 //!
 //! `schema` is always compiled: it is the contract between agents and sinks.
 //! The `engine` feature adds the HTTP probe and check evaluation; `wasm` adds the
-//! WebAssembly plugin host; `ops` the health/metrics endpoint both binaries serve.
+//! WebAssembly plugin host; `ops` what both binaries share at their edges (health and
+//! metrics endpoint, logging, signals, exit codes, units in settings); `kafka` the Kafka
+//! client settings both use.
 
 pub mod schema;
 
@@ -17,5 +19,8 @@ pub mod plugin;
 
 #[cfg(feature = "ops")]
 pub mod ops;
+
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 pub use schema::{CheckResult, ErrorKind, Outcome, MAX_SITE_NAME, SCHEMA_VERSION};

@@ -43,8 +43,9 @@ pub struct CheckSpec {
     pub max_body_bytes: usize,
     /// Redirects to follow (0 = report the 3xx as is).
     pub follow_redirects: u32,
-    /// Extra CA certificate trusted for this site's https (PEM), besides the system roots.
-    pub tls_ca: Option<native_tls::Certificate>,
+    /// TLS configuration for this site's https: `None` for the system roots, else the
+    /// system roots plus its `tls_ca` (shared with every site trusting the same CA).
+    pub tls: Option<crate::probe::TlsClient>,
     /// WebAssembly plugins run on the response, in order.
     pub plugins: Vec<PluginBinding>,
 }

@@ -10,7 +10,7 @@ mod spec;
 
 use chrono::{TimeZone, Utc};
 use server::{fixed, start, Server};
-use sitewatch_checks::probe::Prober;
+use sitewatch_checks::probe::{Prober, TlsClient};
 use sitewatch_checks::schema::{ErrorKind, Outcome};
 use spec::spec;
 
@@ -57,7 +57,7 @@ async fn trusted_via_tls_ca_is_up_with_expiry() {
     let (cert, key) = self_signed();
     let srv = https_server(&cert, &key).await;
     let mut s = spec(&format!("https://{}/", srv.addr));
-    s.tls_ca = Some(native_tls::Certificate::from_pem(cert.as_bytes()).unwrap());
+    s.tls = Some(TlsClient::with_extra_roots_pem(cert.as_bytes()).unwrap());
     s.regex = spec::re("secure");
     let r = Prober::new("a".into(), None).check(&s).await;
     assert_eq!(r.outcome, Outcome::Up, "{r:?}");
@@ -84,7 +84,7 @@ async fn name_mismatch_is_down_tls() {
     let srv = https_server(&cert, &key).await;
     let resolver = std::sync::Arc::new(Fixed(srv.addr));
     let mut s = spec(&format!("https://other.test:{}/", srv.addr.port()));
-    s.tls_ca = Some(native_tls::Certificate::from_pem(cert.as_bytes()).unwrap());
+    s.tls = Some(TlsClient::with_extra_roots_pem(cert.as_bytes()).unwrap());
     let r = Prober::new("a".into(), None)
         .with_resolver(resolver)
         .check(&s)

@@ -1,31 +1,31 @@
 //! The sink's top level: run the chosen subcommand, map failures to exit codes,
-//! turn SIGINT/SIGTERM into a cancellation.
+//! turn SIGINT/SIGTERM into a cancellation (the shared signal helper).
 
 use std::process::ExitCode;
 
+use sitewatch_checks::ops::watch_signals;
+pub use sitewatch_checks::ops::EXIT_CONFIG;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
 use crate::consumer::{self, SinkError};
 use crate::report;
 
-/// Exit code for settings that cannot work (sysexits EX_CONFIG).
-pub const EXIT_CONFIG: u8 = 78;
-
 /// Entry point used by `main.rs`.
 pub async fn main(cli: Cli) -> ExitCode {
     let outcome = match cli.command.clone().unwrap_or(Command::Run) {
         Command::Run => {
             let token = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(token.clone()));
+            watch_signals(token.clone(), None, "storing the current batch");
             consumer::run(cli.config, token).await
         }
         Command::Migrate => migrate(&cli).await,
         Command::Report { since, json } => return print_report(&cli, since, json).await,
+        Command::Rollup { since, .. } => rebuild_rollups(&cli, since).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ SinkError::DbConfig(_)) => {
+        Err(e @ (SinkError::DbConfig(_) | SinkError::KafkaConfig(_))) => {
             tracing::error!("{e}");
             ExitCode::from(EXIT_CONFIG)
         }
@@ -38,13 +38,25 @@ pub async fn main(cli: Cli) -> ExitCode {
 
 async fn migrate(cli: &Cli) -> Result<(), SinkError> {
     let token = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(token.clone()));
+    watch_signals(token.clone(), None, "stopping after the current step");
     let db = cli.config.database()?;
     let Some(mut client) = db.connect(&token).await else {
         return Ok(());
     };
     consumer::prepare(&mut client, &cli.config).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn rebuild_rollups(cli: &Cli, since: chrono::NaiveDate) -> Result<(), SinkError> {
+    let db = cli.config.database()?;
+    let mut client = db.connect_once().await?;
+    crate::migrations::check_current(&client).await?;
+    let done = crate::rollups::rebuild(&mut client, since).await?;
+    println!(
+        "rollups rebuilt from {since}: {} sites, {} results read, {} rows written",
+        done.sites, done.results, done.rows
+    );
     Ok(())
 }
 
@@ -85,21 +97,4 @@ async fn print_report(cli: &Cli, window: std::time::Duration, json: bool) -> Exi
             ExitCode::FAILURE
         }
     }
-}
-
-/// Cancels `token` on the first SIGINT or SIGTERM.
-async fn cancel_on_signal(token: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the sink");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutdown requested: storing the current batch");
-    token.cancel();
 }

@@ -32,10 +32,20 @@ pub enum Command {
     /// Print each site's outcome, uptime, response times, last error and recent changes.
     Report {
         /// Window to summarise, e.g. `15m`, `1h`, `7d`.
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = sitewatch_checks::ops::units::parse_duration)]
         since: Duration,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Maintain the rollups.
+    Rollup {
+        /// Recompute every hourly and daily rollup row from `--since` on from the raw results.
+        #[arg(long, required = true)]
+        rebuild: bool,
+        /// First day (UTC) to recompute, e.g. `2026-01-31`; raw results must still be kept
+        /// for it and the hour before.
+        #[arg(long)]
+        since: chrono::NaiveDate,
     },
 }

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use clap::Args;
+use sitewatch_checks::kafka::{KafkaConnection, Sasl, SecurityProtocol, SslFiles};
+use sitewatch_checks::ops::units::parse_duration;
 
 /// Where to read from, where to write to, and how to batch.
 #[derive(Debug, Clone, Args)]
@@ -18,16 +20,16 @@ pub struct SinkConfig {
     pub group: String,
     /// Kafka `security.protocol`: plaintext, ssl, sasl_plaintext or sasl_ssl.
     #[arg(long, env = "SITEWATCH_SECURITY_PROTOCOL", default_value = "plaintext")]
-    pub security_protocol: String,
+    pub security_protocol: SecurityProtocol,
     /// CA certificate file for Kafka TLS.
     #[arg(long, env = "SITEWATCH_SSL_CA")]
-    pub ssl_ca: Option<String>,
+    pub ssl_ca: Option<std::path::PathBuf>,
     /// Client certificate file for Kafka TLS.
     #[arg(long, env = "SITEWATCH_SSL_CERT")]
-    pub ssl_cert: Option<String>,
+    pub ssl_cert: Option<std::path::PathBuf>,
     /// Client key file for Kafka TLS.
     #[arg(long, env = "SITEWATCH_SSL_KEY")]
-    pub ssl_key: Option<String>,
+    pub ssl_key: Option<std::path::PathBuf>,
     /// SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
     #[arg(long, env = "SITEWATCH_SASL_MECHANISM")]
     pub sasl_mechanism: Option<String>,
@@ -37,6 +39,11 @@ pub struct SinkConfig {
     /// SASL password (prefer the environment variable; never logged).
     #[arg(long, env = "SITEWATCH_SASL_PASSWORD", hide_env_values = true)]
     pub sasl_password: Option<String>,
+    /// Any other librdkafka property, `KEY=VALUE`; repeat the flag, or separate with commas
+    /// in the variable. Applied last, as the agent's `kafka.properties`.
+    #[arg(long = "kafka-property", env = "SITEWATCH_KAFKA_PROPERTIES", value_name = "KEY=VALUE",
+          value_parser = parse_property, value_delimiter = ',')]
+    pub kafka_properties: Vec<(String, String)>,
     /// PostgreSQL connection string (never logged).
     #[arg(long, env = "SITEWATCH_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -51,11 +58,17 @@ pub struct SinkConfig {
     #[arg(long, env = "SITEWATCH_BATCH_MAX_ROWS", default_value_t = 5000)]
     pub batch_max_rows: usize,
     /// Longest a message waits in a batch before it is written.
-    #[arg(long, env = "SITEWATCH_BATCH_MAX_WAIT", default_value = "200ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SITEWATCH_BATCH_MAX_WAIT", default_value = "200ms", value_parser = parse_duration)]
     pub batch_max_wait: Duration,
-    /// Days of results kept; older daily partitions are dropped.
-    #[arg(long, env = "SITEWATCH_RETENTION_DAYS", default_value_t = 30)]
+    /// Days of raw results kept; older daily partitions are dropped (rollups keep their figures).
+    #[arg(long, env = "SITEWATCH_RETENTION_DAYS", default_value_t = 14)]
     pub retention_days: u64,
+    /// Days of hourly rollups kept (whole months are dropped once past it).
+    #[arg(long, env = "SITEWATCH_HOURLY_RETENTION_DAYS", default_value_t = 180)]
+    pub hourly_retention_days: u64,
+    /// Days of daily rollups kept (default: kept for good).
+    #[arg(long, env = "SITEWATCH_DAILY_RETENTION_DAYS")]
+    pub daily_retention_days: Option<u64>,
     /// Address for `/healthz` and `/metrics`, e.g. `127.0.0.1:9465` (default: not served).
     #[arg(long, env = "SITEWATCH_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
@@ -76,28 +89,142 @@ impl SinkConfig {
         )
     }
 
-    /// librdkafka consumer settings: manual offset commits, fast group joins.
-    pub fn consumer_config(&self) -> rdkafka::ClientConfig {
-        let mut c = rdkafka::ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
-            .set("group.id", &self.group)
-            .set("security.protocol", &self.security_protocol)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "6000")
-            .set("enable.partition.eof", "false");
-        for (key, value) in [
-            ("ssl.ca.location", &self.ssl_ca),
-            ("ssl.certificate.location", &self.ssl_cert),
-            ("ssl.key.location", &self.ssl_key),
-            ("sasl.mechanism", &self.sasl_mechanism),
-            ("sasl.username", &self.sasl_username),
-            ("sasl.password", &self.sasl_password),
-        ] {
-            if let Some(v) = value {
-                c.set(key, v);
-            }
+    /// How long each storage tier is kept.
+    pub fn retention(&self) -> crate::retention::Retention {
+        crate::retention::Retention {
+            raw_days: self.retention_days,
+            hourly_days: self.hourly_retention_days,
+            daily_days: self.daily_retention_days,
         }
-        c
+    }
+
+    /// How to reach Kafka, in the form shared with the agent; an error names the flags
+    /// that do not fit together.
+    pub fn connection(&self) -> Result<KafkaConnection, String> {
+        let ssl = (self.ssl_ca.is_some() || self.ssl_cert.is_some() || self.ssl_key.is_some())
+            .then(|| SslFiles {
+                ca: self.ssl_ca.clone(),
+                cert: self.ssl_cert.clone(),
+                key: self.ssl_key.clone(),
+            });
+        let sasl = match (
+            &self.sasl_mechanism,
+            &self.sasl_username,
+            &self.sasl_password,
+        ) {
+            (None, None, None) => None,
+            (Some(mechanism), Some(username), Some(password)) => Some(Sasl {
+                mechanism: mechanism.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => {
+                return Err(
+                    "--sasl-mechanism, --sasl-username and --sasl-password go together: \
+                     give all three or none"
+                        .into(),
+                )
+            }
+        };
+        Ok(KafkaConnection {
+            brokers: self
+                .brokers
+                .split(',')
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_string)
+                .collect(),
+            security_protocol: self.security_protocol,
+            ssl,
+            sasl,
+            properties: self.kafka_properties.iter().cloned().collect(),
+        })
+    }
+
+    /// librdkafka consumer settings: the shared connection settings, manual offset
+    /// commits and fast group joins, the user's properties last.
+    pub fn consumer_config(&self) -> Result<rdkafka::ClientConfig, String> {
+        let defaults = [
+            ("group.id", self.group.as_str()),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+            ("enable.partition.eof", "false"),
+        ];
+        Ok(self.connection()?.client_config(&defaults))
+    }
+}
+
+/// `KEY=VALUE` of `--kafka-property`.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        config: SinkConfig,
+    }
+
+    fn parse(args: &[&str]) -> Result<SinkConfig, clap::Error> {
+        let mut all = vec!["sink", "--database-url", "postgres://x@y/z"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all).map(|f| f.config)
+    }
+
+    #[test]
+    fn flags_map_to_the_shared_connection_settings() {
+        let config = parse(&[
+            "--brokers",
+            "a:9093, b:9093",
+            "--security-protocol",
+            "sasl_ssl",
+            "--ssl-ca",
+            "/etc/ca.pem",
+            "--sasl-mechanism",
+            "PLAIN",
+            "--sasl-username",
+            "u",
+            "--sasl-password",
+            "p",
+            "--kafka-property",
+            "fetch.max.bytes=1048576",
+            "--kafka-property",
+            "session.timeout.ms=10000",
+        ])
+        .unwrap();
+        let c = config.consumer_config().unwrap();
+        assert_eq!(c.get("bootstrap.servers"), Some("a:9093,b:9093"));
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("ssl.ca.location"), Some("/etc/ca.pem"));
+        assert_eq!(c.get("sasl.username"), Some("u"));
+        assert_eq!(c.get("group.id"), Some("sitewatch-sink"));
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("fetch.max.bytes"), Some("1048576"));
+        assert_eq!(
+            c.get("session.timeout.ms"),
+            Some("10000"),
+            "the user's value wins"
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(parse(&["--security-protocol", "tls"]).is_err());
+        assert!(parse(&["--kafka-property", "novalue"]).is_err());
+        assert!(parse(&["--batch-max-wait", "soon"]).is_err());
+        let half_sasl = parse(&["--sasl-username", "u"]).unwrap();
+        let e = half_sasl.consumer_config().unwrap_err();
+        assert!(e.contains("--sasl-password"), "{e}");
     }
 }

@@ -1,21 +1,25 @@
-//! The Kafka consumer's context: librdkafka statistics become the lag gauge and broker
-//! readiness, and before partitions are revoked the pending batch is stored and its
+//! The Kafka consumer's context: librdkafka logs go through the shared [`KafkaLog`],
+//! statistics become the lag gauge and broker readiness, and before partitions are revoked the pending batch is stored and its
 //! offsets committed, so the next owner does not redo that work.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Statistics};
+use sitewatch_checks::kafka::{broker_up, consumer_lag, KafkaLog};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Mutex;
 
 use crate::config::SinkConfig;
-use crate::consumer::{flush, grace_token, Pending};
+use crate::flush::{flush, grace_token, Pending};
 use crate::ops::SinkMetrics;
 
 /// Context of the sink's consumer.
 pub struct SinkContext {
+    log: KafkaLog,
     metrics: Arc<SinkMetrics>,
     pending: Arc<Mutex<Pending>>,
     config: Arc<SinkConfig>,
@@ -28,6 +32,7 @@ impl SinkContext {
         config: Arc<SinkConfig>,
     ) -> Self {
         SinkContext {
+            log: KafkaLog::default(),
             metrics,
             pending,
             config,
@@ -37,19 +42,18 @@ impl SinkContext {
 
 impl ClientContext for SinkContext {
     fn stats(&self, statistics: Statistics) {
-        let up = statistics
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
-        self.metrics.kafka_up.store(up, Ordering::Relaxed);
-        let lag: i64 = statistics
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.desired)
-            .map(|p| p.consumer_lag.max(0))
-            .sum();
-        self.metrics.lag.set(lag);
+        self.metrics
+            .kafka_up
+            .store(broker_up(&statistics), Ordering::Relaxed);
+        self.metrics.lag.set(consumer_lag(&statistics));
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
     }
 }
 
@@ -75,7 +79,12 @@ impl ConsumerContext for SinkContext {
         }
         tracing::info!("partitions revoked: storing the pending batch first");
         tokio::task::block_in_place(|| {
-            handle.block_on(flush(&mut pending, &self.config, consumer, &grace_token()))
+            handle.block_on(flush(
+                &mut pending,
+                &self.config.topic,
+                consumer,
+                &grace_token(),
+            ))
         });
     }
 }

@@ -4,16 +4,20 @@
 
 pub mod app;
 pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod consumer;
 pub mod context;
 pub mod database;
 pub mod decode;
+mod flush;
 pub mod migrations;
 pub mod ops;
 pub mod partitions;
+pub mod pipeline;
 pub mod report;
-pub mod writer;
+pub mod retention;
+pub mod rollups;
 
 pub use config::SinkConfig;
 pub use consumer::{run, SinkError};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+pub use sitewatch_checks::kafka::{KafkaConnection, Sasl, SecurityProtocol, SslFiles};
 
 use crate::spool::{SpoolSettings, DEFAULT_SPOOL_MAX_BYTES};
 
@@ -49,6 +50,17 @@ pub struct KafkaConfig {
 const MIN_SPOOL_BYTES: u64 = 1 << 20;
 
 impl KafkaConfig {
+    /// How to reach the cluster, in the form shared with the sink.
+    pub fn connection(&self) -> KafkaConnection {
+        KafkaConnection {
+            brokers: self.brokers.clone(),
+            security_protocol: self.security_protocol,
+            ssl: self.ssl.clone(),
+            sasl: self.sasl.clone(),
+            properties: self.properties.clone(),
+        }
+    }
+
     /// Resolves `spool_dir` (relative to `file`) and `spool_max_bytes`; an error names the field.
     pub fn resolve_spool(
         &self,
@@ -87,48 +99,6 @@ impl KafkaConfig {
 /// Default topic name.
 pub fn default_topic() -> String {
     "sitewatch.checks".to_string()
-}
-
-/// Kafka `security.protocol`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SecurityProtocol {
-    /// No TLS, no SASL.
-    #[default]
-    Plaintext,
-    /// TLS (optionally with a client certificate).
-    Ssl,
-    /// SASL over plaintext.
-    SaslPlaintext,
-    /// SASL over TLS.
-    SaslSsl,
-}
-
-/// TLS file paths.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SslFiles {
-    /// CA certificate(s) to trust (PEM).
-    #[serde(default)]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM).
-    #[serde(default)]
-    pub cert: Option<PathBuf>,
-    /// Client private key (PEM).
-    #[serde(default)]
-    pub key: Option<PathBuf>,
-}
-
-/// SASL settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sasl {
-    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
-    pub mechanism: String,
-    /// User name.
-    pub username: String,
-    /// Password (use `${VAR}`); masked when printed.
-    pub password: String,
 }
 
 /// Topic creation at start.

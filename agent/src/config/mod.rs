@@ -11,6 +11,8 @@ mod raw;
 mod render;
 mod report;
 mod resolve;
+mod settings;
+mod source;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,13 +22,14 @@ use std::time::Duration;
 use sitewatch_checks::spec::CheckSpec;
 
 pub use kafka::KafkaConfig;
-pub use load::{load, DEFAULT_MAX_CONCURRENCY, DEFAULT_SHUTDOWN_GRACE};
+pub use load::load;
 pub use plugin::{PluginDecl, PluginUse};
 pub use render::render;
 pub use resolve::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT};
+pub use settings::{DEFAULT_MAX_CONCURRENCY, DEFAULT_SHUTDOWN_GRACE};
 
-/// Exit code for a rejected config (sysexits EX_USAGE).
-pub const EXIT_CONFIG: u8 = 64;
+/// Exit code for a rejected config: EX_CONFIG, the same as the sink's.
+pub use sitewatch_checks::ops::EXIT_CONFIG;
 
 /// The whole, validated agent configuration.
 #[derive(Debug, Clone)]
@@ -58,6 +61,8 @@ pub struct AgentSettings {
     pub listen: Option<std::net::SocketAddr>,
     /// Where compiled plugin code is cached; `None` = not cached.
     pub plugin_cache: Option<PathBuf>,
+    /// Reload when a config file changes.
+    pub watch_config: bool,
 }
 
 /// One resolved site.

@@ -40,21 +40,23 @@ pub struct PluginUse {
     pub config: BTreeMap<String, String>,
 }
 
-/// `humantime` strings (`100ms`, `2s`) for optional durations.
+/// Optional durations (`100ms`, `2s`), written and read the one shared way.
 pub(crate) mod humantime_serde_opt {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            Some(d) => s.serialize_str(&sitewatch_checks::ops::units::format_duration(*d)),
             None => s.serialize_none(),
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
+        s.map(|s| {
+            sitewatch_checks::ops::units::parse_duration(&s).map_err(serde::de::Error::custom)
+        })
+        .transpose()
     }
 }

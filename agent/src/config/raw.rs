@@ -46,6 +46,9 @@ pub struct RawAgent {
     /// Directory for compiled plugin code so restarts skip compiling; `off` disables
     /// (default: `$CACHE_DIRECTORY`, else `$XDG_CACHE_HOME/sitewatch`, else `~/.cache/sitewatch`).
     pub plugin_cache: Option<String>,
+    /// Reload the site lists when a config file changes (checked every 2 s; SIGHUP always
+    /// reloads) (default false).
+    pub watch_config: Option<bool>,
 }
 
 /// A site entry, or the `defaults:` block (where `name`, `url` and `body` are not allowed).
@@ -146,35 +149,9 @@ impl ByteSize {
     pub fn bytes(&self) -> Result<u64, String> {
         match self {
             ByteSize::Bytes(b) => Ok(*b),
-            ByteSize::Text(t) => parse_bytes(t),
+            ByteSize::Text(t) => sitewatch_checks::ops::units::parse_bytes(t),
         }
     }
-}
-
-/// Parses `1024`, `512KiB`, `1MiB`, `2GiB`, `1KB`, `1MB`, `1GB` (case-insensitive units).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 1048576, 512KiB, 1MiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    num.checked_mul(mult)
-        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// A plugin named by a site.
@@ -211,16 +188,6 @@ impl PluginRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_byte_sizes() {
-        assert_eq!(parse_bytes("1024"), Ok(1024));
-        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_bytes("512 KiB"), Ok(512 << 10));
-        assert_eq!(parse_bytes("1MB"), Ok(1_000_000));
-        assert!(parse_bytes("1XB").is_err());
-        assert!(parse_bytes("lots").is_err());
-    }
 
     #[test]
     fn null_differs_from_absent() {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use sitewatch_checks::ops::units::format_duration as human;
 
 use super::{AgentConfig, KafkaConfig, PluginDecl, PluginUse};
 
@@ -43,6 +44,7 @@ struct AgentView<'a> {
     shutdown_grace: String,
     listen: Option<String>,
     plugin_cache: Option<String>,
+    watch_config: bool,
 }
 
 #[derive(Serialize)]
@@ -66,10 +68,6 @@ struct SiteView<'a> {
     tls_ca: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     plugins: &'a [PluginUse],
-}
-
-fn human(d: std::time::Duration) -> String {
-    humantime::format_duration(d).to_string()
 }
 
 /// The resolved config as YAML, secrets masked.
@@ -116,7 +114,7 @@ pub fn render(config: &AgentConfig) -> String {
                 max_body_bytes: spec.max_body_bytes,
                 follow_redirects: spec.follow_redirects,
                 headers,
-                tls_ca: spec.tls_ca.is_some(),
+                tls_ca: spec.tls.is_some(),
                 plugins: &s.plugins,
             }
         })
@@ -133,6 +131,7 @@ pub fn render(config: &AgentConfig) -> String {
                 .plugin_cache
                 .as_ref()
                 .map(|d| d.display().to_string()),
+            watch_config: config.agent.watch_config,
         },
         output: if config.kafka.is_some() {
             "kafka"

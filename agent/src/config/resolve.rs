@@ -1,10 +1,16 @@
 //! Turning one site entry (merged with its file's `defaults:`) into a validated [`Site`].
 //!
-//! Every problem is pushed to the [`Report`]; a site with any problem yields `None`.
+//! One small function per field; each reports its problems to the [`Report`] at the
+//! line that set the value (the site's own, else the `defaults:` block's) and returns a
+//! usable fallback so the other fields are still checked. A site with any problem yields
+//! `None`. Reloading the config runs exactly this again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use sitewatch_checks::ops::units::{format_duration, parse_duration};
+use sitewatch_checks::probe::{TlsClient, TlsClients};
 use sitewatch_checks::spec::{CheckSpec, StatusSet, DEFAULT_MAX_BODY_BYTES};
 use sitewatch_checks::MAX_SITE_NAME;
 
@@ -42,19 +48,20 @@ impl SiteSource<'_> {
             _ => self.outline.key(self.span, field),
         }
     }
-
-    fn field(&self, name: &str) -> String {
-        format!("sites[{}].{name}", self.index)
-    }
 }
 
-/// Parses a humantime duration (`500ms`, `30s`, `5m`, `1h`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 500ms, 30s, 5m"))
+/// What sites share instead of building their own copy.
+#[derive(Default)]
+pub struct Shared {
+    /// Compiled regexes by pattern text: 10,000 sites with the default pattern share one
+    /// (measured: 10,000 separate copies of `Welcome` cost about 50 MiB of RSS).
+    pub regexes: std::collections::HashMap<String, Arc<regex::Regex>>,
+    /// TLS configurations by CA: built once each (building one loads the system roots).
+    pub tls: TlsClients,
 }
 
 /// `defaults:` under `site`: each field from the site if set, else from the defaults.
+/// Returns the merged entry and the site as written (to tell where a value came from).
 pub fn merge(site: RawSite, defaults: &RawSite) -> (RawSite, RawSite) {
     let d = defaults.clone();
     let mut headers = d.headers.clone().unwrap_or_default();
@@ -89,270 +96,261 @@ pub struct Resolved {
     pub name_line: usize,
 }
 
-/// Validates `merged` (the site as written is `own`, to tell where a value came from).
-/// Compiled regexes by pattern text: 10,000 sites with the default pattern share one
-/// (measured: 10,000 separate copies of `Welcome` cost about 50 MiB of RSS).
-pub type Regexes = std::collections::HashMap<String, std::sync::Arc<regex::Regex>>;
+/// Reports problems with one site's fields at the line that set them.
+struct Fields<'r, 'a> {
+    src: &'r SiteSource<'a>,
+    /// The site as written, without the defaults.
+    own: &'r RawSite,
+    report: &'r mut Report,
+}
 
-pub fn resolve(
-    src: &SiteSource<'_>,
-    merged: RawSite,
-    own: &RawSite,
-    regexes: &mut Regexes,
-    report: &mut Report,
-) -> Option<Resolved> {
-    let before = report.len();
-    let err = |report: &mut Report, field: &str, set: bool, msg: String| {
-        report.push(
-            src.file,
-            Some(src.line_of(field, set)),
-            src.field(field),
-            msg,
+impl Fields<'_, '_> {
+    /// Whether the site itself (not `defaults:`) sets `field`.
+    fn own(&self, field: &str) -> bool {
+        let o = self.own;
+        match field {
+            // Only ever per site: a missing one is the site's problem.
+            "name" | "url" => true,
+            "interval" => o.interval.is_some(),
+            "timeout" => o.timeout.is_some(),
+            "method" => o.method.is_some(),
+            "expect_status" => o.expect_status.is_some(),
+            "regex" => o.regex.is_some(),
+            "regex_absent" => o.regex_absent.is_some(),
+            "degraded_after" => o.degraded_after.is_some(),
+            "max_body_bytes" => o.max_body_bytes.is_some(),
+            "tls_ca" => o.tls_ca.is_some(),
+            "plugins" => o.plugins.is_some(),
+            _ => true,
+        }
+    }
+
+    /// A problem with `field`, at the line that set it.
+    fn error(&mut self, field: &str, message: impl Into<String>) {
+        let set = self.own(field);
+        self.error_at(field, set, message);
+    }
+
+    /// A problem with `field`, in the site (`set_by_site`) or in `defaults:`.
+    fn error_at(&mut self, field: &str, set_by_site: bool, message: impl Into<String>) {
+        self.report.push(
+            self.src.file,
+            Some(self.src.line_of(field, set_by_site)),
+            format!("sites[{}].{field}", self.src.index),
+            message,
         );
-    };
+    }
 
-    let name = match merged.name.as_deref().map(str::trim) {
-        Some(n) if n.len() > MAX_SITE_NAME => {
-            err(
-                report,
+    fn name(&mut self, value: Option<&str>) -> String {
+        match value.map(str::trim) {
+            Some(n) if n.len() > MAX_SITE_NAME => self.error(
                 "name",
-                true,
                 format!("is {} bytes long; at most {MAX_SITE_NAME}", n.len()),
-            );
-            String::new()
+            ),
+            Some(n) if n.chars().any(char::is_control) => {
+                self.error("name", "must not contain control characters")
+            }
+            Some(n) if !n.is_empty() => return n.to_string(),
+            _ => self.error("name", "missing: every site needs a unique `name`"),
         }
-        Some(n) if n.chars().any(char::is_control) => {
-            err(
-                report,
-                "name",
-                true,
-                "must not contain control characters".into(),
-            );
-            String::new()
-        }
-        Some(n) if !n.is_empty() => n.to_string(),
-        _ => {
-            err(
-                report,
-                "name",
-                true,
-                "missing: every site needs a unique `name`".into(),
-            );
-            String::new()
-        }
-    };
-    let url = match merged.url.as_deref() {
-        None => {
-            err(
-                report,
-                "url",
-                true,
-                "missing: every site needs a `url`".into(),
-            );
-            None
-        }
-        Some(text) => match url::Url::parse(text.trim()) {
+        String::new()
+    }
+
+    fn url(&mut self, value: Option<&str>) -> Option<url::Url> {
+        let Some(text) = value else {
+            self.error("url", "missing: every site needs a `url`");
+            return None;
+        };
+        match url::Url::parse(text.trim()) {
             Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
                 Some(u)
             }
             Ok(u) => {
-                err(report, "url", true, format!("`{text}`: only http and https URLs with a host are supported (got scheme `{}`)", u.scheme()));
-                None
-            }
-            Err(e) => {
-                err(
-                    report,
+                self.error(
                     "url",
-                    true,
-                    format!("`{text}` is not a valid URL: {e}"),
+                    format!(
+                        "`{text}`: only http and https URLs with a host are supported (got scheme `{}`)",
+                        u.scheme()
+                    ),
                 );
                 None
             }
-        },
-    };
-
-    let mut duration =
-        |field: &str, value: &Option<String>, set: bool, default: Duration| -> Duration {
-            match value {
-                None => default,
-                Some(text) => match parse_duration(text) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        err(report, field, set, e);
-                        default
-                    }
-                },
-            }
-        };
-    let interval = duration(
-        "interval",
-        &merged.interval,
-        own.interval.is_some(),
-        DEFAULT_INTERVAL,
-    );
-    let timeout = duration(
-        "timeout",
-        &merged.timeout,
-        own.timeout.is_some(),
-        DEFAULT_TIMEOUT,
-    );
-    if interval < MIN_INTERVAL {
-        err(
-            report,
-            "interval",
-            own.interval.is_some(),
-            format!(
-                "must be at least {}",
-                humantime::format_duration(MIN_INTERVAL)
-            ),
-        );
-    }
-    if timeout.is_zero() {
-        err(
-            report,
-            "timeout",
-            own.timeout.is_some(),
-            "must be greater than zero".into(),
-        );
-    }
-    let degraded_after = match merged
-        .degraded_after
-        .clone()
-        .flatten()
-        .filter(|t| !t.trim().is_empty())
-    {
-        None => None,
-        Some(text) => match parse_duration(&text) {
-            Ok(d) => Some(d),
             Err(e) => {
-                err(report, "degraded_after", own.degraded_after.is_some(), e);
+                self.error("url", format!("`{text}` is not a valid URL: {e}"));
                 None
             }
-        },
-    };
-
-    let method_text = merged
-        .method
-        .as_deref()
-        .unwrap_or("GET")
-        .trim()
-        .to_ascii_uppercase();
-    let method = http::Method::from_bytes(method_text.as_bytes()).unwrap_or_else(|_| {
-        err(
-            report,
-            "method",
-            own.method.is_some(),
-            format!("`{method_text}` is not an HTTP method"),
-        );
-        http::Method::GET
-    });
-
-    let mut headers = http::HeaderMap::new();
-    for (k, v) in merged.headers.iter().flatten() {
-        let set = own.headers.as_ref().is_some_and(|h| h.contains_key(k));
-        match (
-            http::HeaderName::from_bytes(k.as_bytes()),
-            http::HeaderValue::from_str(v),
-        ) {
-            (Ok(n), Ok(v)) => {
-                headers.insert(n, v);
-            }
-            (Err(_), _) => err(
-                report,
-                "headers",
-                set,
-                format!("`{k}` is not a valid header name"),
-            ),
-            (_, Err(_)) => err(
-                report,
-                "headers",
-                set,
-                format!("the value of header `{k}` is not valid in HTTP"),
-            ),
         }
     }
 
-    let expect_status = match &merged.expect_status {
-        None => StatusSet::default(),
-        Some(list) => StatusSet::parse(&list.to_spec_text()).unwrap_or_else(|e| {
-            err(report, "expect_status", own.expect_status.is_some(), e);
-            StatusSet::default()
-        }),
-    };
+    /// An optional duration field; `None` when unset, or when it does not parse.
+    fn duration(&mut self, field: &str, value: Option<&str>) -> Option<Duration> {
+        parse_duration(value?)
+            .map_err(|e| self.error(field, e))
+            .ok()
+    }
 
-    let mut pattern = |field: &str,
-                       value: &Option<Option<String>>,
-                       set: bool|
-     -> Option<std::sync::Arc<regex::Regex>> {
-        let text = value.clone().flatten().filter(|p| !p.is_empty())?;
-        if let Some(compiled) = regexes.get(&text) {
+    fn interval(&mut self, value: Option<&str>) -> Duration {
+        let interval = self.duration("interval", value).unwrap_or(DEFAULT_INTERVAL);
+        if interval < MIN_INTERVAL {
+            self.error(
+                "interval",
+                format!("must be at least {}", format_duration(MIN_INTERVAL)),
+            );
+        }
+        interval
+    }
+
+    fn timeout(&mut self, value: Option<&str>) -> Duration {
+        let timeout = self.duration("timeout", value).unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            self.error("timeout", "must be greater than zero");
+        }
+        timeout
+    }
+
+    fn method(&mut self, value: Option<&str>) -> http::Method {
+        let text = value.unwrap_or("GET").trim().to_ascii_uppercase();
+        http::Method::from_bytes(text.as_bytes()).unwrap_or_else(|_| {
+            self.error("method", format!("`{text}` is not an HTTP method"));
+            http::Method::GET
+        })
+    }
+
+    fn headers<'h>(
+        &mut self,
+        headers: impl Iterator<Item = (&'h String, &'h String)>,
+    ) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            // Each header is located where it is written: the site, or `defaults:`.
+            let set = self.own.headers.as_ref().is_some_and(|h| h.contains_key(k));
+            match (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) {
+                (Ok(n), Ok(v)) => {
+                    map.insert(n, v);
+                }
+                (Err(_), _) => {
+                    self.error_at("headers", set, format!("`{k}` is not a valid header name"))
+                }
+                (_, Err(_)) => self.error_at(
+                    "headers",
+                    set,
+                    format!("the value of header `{k}` is not valid in HTTP"),
+                ),
+            }
+        }
+        map
+    }
+
+    fn expect_status(&mut self, value: Option<&super::raw::StatusList>) -> StatusSet {
+        match value {
+            None => StatusSet::default(),
+            Some(list) => StatusSet::parse(&list.to_spec_text()).unwrap_or_else(|e| {
+                self.error("expect_status", e);
+                StatusSet::default()
+            }),
+        }
+    }
+
+    /// A compiled pattern, shared with every site using the same text.
+    fn pattern(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        shared: &mut Shared,
+    ) -> Option<Arc<regex::Regex>> {
+        let text = value.filter(|p| !p.is_empty())?;
+        if let Some(compiled) = shared.regexes.get(text) {
             return Some(compiled.clone());
         }
-        regex::Regex::new(&text)
-            .map(std::sync::Arc::new)
-            .inspect(|compiled| {
-                regexes.insert(text.clone(), compiled.clone());
-            })
-            .map_err(|e| {
-                err(
-                    report,
-                    field,
-                    set,
-                    format!(
-                        "invalid regular expression: {}",
-                        e.to_string().replace('\n', " ")
-                    ),
-                )
-            })
-            .ok()
-    };
-    let regex = pattern("regex", &merged.regex, own.regex.is_some());
-    let regex_absent = pattern(
-        "regex_absent",
-        &merged.regex_absent,
-        own.regex_absent.is_some(),
-    );
+        match regex::Regex::new(text) {
+            Ok(compiled) => {
+                let compiled = Arc::new(compiled);
+                shared.regexes.insert(text.to_string(), compiled.clone());
+                Some(compiled)
+            }
+            Err(e) => {
+                let why = e.to_string().replace('\n', " ");
+                self.error(field, format!("invalid regular expression: {why}"));
+                None
+            }
+        }
+    }
 
-    let max_body_bytes = match &merged.max_body_bytes {
-        None => DEFAULT_MAX_BODY_BYTES,
-        Some(size) => match size
+    fn max_body_bytes(&mut self, value: Option<&super::raw::ByteSize>) -> usize {
+        let Some(size) = value else {
+            return DEFAULT_MAX_BODY_BYTES;
+        };
+        match size
             .bytes()
             .and_then(|b| usize::try_from(b).map_err(|_| "too large".to_string()))
         {
-            Ok(0) => {
-                err(
-                    report,
-                    "max_body_bytes",
-                    own.max_body_bytes.is_some(),
-                    "must be greater than zero".into(),
-                );
-                DEFAULT_MAX_BODY_BYTES
-            }
-            Ok(b) => b,
-            Err(e) => {
-                err(report, "max_body_bytes", own.max_body_bytes.is_some(), e);
-                DEFAULT_MAX_BODY_BYTES
-            }
-        },
-    };
+            Ok(0) => self.error("max_body_bytes", "must be greater than zero"),
+            Ok(b) => return b,
+            Err(e) => self.error("max_body_bytes", e),
+        }
+        DEFAULT_MAX_BODY_BYTES
+    }
 
-    let tls_ca = merged.tls_ca.as_ref().and_then(|rel| {
-        let path = relative_to(src.file, rel);
+    /// The TLS configuration trusting `tls_ca` besides the system roots, shared with every
+    /// site trusting the same CA; `None` without one (the system roots alone).
+    fn tls(&mut self, tls_ca: Option<&Path>, shared: &mut Shared) -> Option<TlsClient> {
+        let path = relative_to(self.src.file, tls_ca?);
         let loaded = std::fs::read(&path)
             .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
             .and_then(|pem| {
-                native_tls::Certificate::from_pem(&pem)
-                    .map_err(|e| format!("`{}` is not a PEM certificate: {e}", path.display()))
+                shared
+                    .tls
+                    .with_extra_roots_pem(&pem)
+                    .map_err(|e| format!("`{}`: {e}", path.display()))
             });
-        loaded
-            .map_err(|e| err(report, "tls_ca", own.tls_ca.is_some(), e))
-            .ok()
-    });
+        loaded.map_err(|e| self.error("tls_ca", e)).ok()
+    }
+}
 
-    let plugins_line = src.line_of("plugins", own.plugins.is_some());
+/// Validates `merged` (the site as written is `own`, to tell where a value came from).
+pub fn resolve(
+    src: &SiteSource<'_>,
+    merged: RawSite,
+    own: &RawSite,
+    shared: &mut Shared,
+    report: &mut Report,
+) -> Option<Resolved> {
+    let before = report.len();
+    let mut f = Fields { src, own, report };
+    let name = f.name(merged.name.as_deref());
+    let url = f.url(merged.url.as_deref());
+    let interval = f.interval(merged.interval.as_deref());
+    let timeout = f.timeout(merged.timeout.as_deref());
+    // `degraded_after: null` or `""` clears the default's.
+    let degraded_after = f.duration(
+        "degraded_after",
+        merged
+            .degraded_after
+            .as_ref()
+            .and_then(Option::as_deref)
+            .filter(|t| !t.trim().is_empty()),
+    );
+    let method = f.method(merged.method.as_deref());
+    let headers = f.headers(merged.headers.iter().flatten());
+    let expect_status = f.expect_status(merged.expect_status.as_ref());
+    let regex = f.pattern(
+        "regex",
+        merged.regex.as_ref().and_then(Option::as_deref),
+        shared,
+    );
+    let regex_absent = f.pattern(
+        "regex_absent",
+        merged.regex_absent.as_ref().and_then(Option::as_deref),
+        shared,
+    );
+    let max_body_bytes = f.max_body_bytes(merged.max_body_bytes.as_ref());
+    let tls = f.tls(merged.tls_ca.as_deref(), shared);
+    let plugins_line = src.line_of("plugins", f.own("plugins"));
     let plugin_refs = merged
         .plugins
-        .clone()
         .unwrap_or_default()
         .into_iter()
         .map(|r| (r, plugins_line))
@@ -361,10 +359,9 @@ pub fn resolve(
     if report.len() > before {
         return None;
     }
-    let url = url?;
     let spec = CheckSpec {
         name,
-        url,
+        url: url?,
         method,
         headers,
         body: merged.body.map(bytes::Bytes::from),
@@ -376,7 +373,7 @@ pub fn resolve(
         degraded_after,
         max_body_bytes,
         follow_redirects: merged.follow_redirects.unwrap_or(0),
-        tls_ca,
+        tls,
         plugins: Vec::new(),
     };
     Some(Resolved {

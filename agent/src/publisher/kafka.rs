@@ -7,8 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -16,7 +15,9 @@ use sitewatch_checks::{CheckResult, SCHEMA_VERSION};
 use tokio::time::Instant;
 
 use super::PublisherError;
-use crate::config::kafka::{KafkaConfig, SecurityProtocol};
+use sitewatch_checks::kafka::KafkaContext;
+
+use crate::config::kafka::KafkaConfig;
 
 /// How long start-up waits for broker metadata before carrying on with results queued.
 const STARTUP_PROBE: Duration = Duration::from_secs(5);
@@ -33,169 +34,67 @@ pub struct KafkaStats {
     /// Results that failed for good (e.g. `message.timeout.ms` passed).
     pub failed: AtomicU64,
     /// Whether a broker connection is up (start-up probe, then librdkafka statistics).
-    pub broker_up: AtomicBool,
-}
-
-/// How often the same librdkafka error is logged while it persists (it repeats every ~50 ms).
-const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
-
-/// Routes librdkafka's logs and errors into tracing, rate-limiting repeats
-/// (a broker that is down reports itself many times a second).
-#[derive(Default)]
-pub struct LogContext {
-    last: std::sync::Mutex<Option<(String, Instant)>>,
-    /// Where broker state from librdkafka's statistics goes (the producer's context only).
-    stats: Option<Arc<KafkaStats>>,
-}
-
-impl LogContext {
-    /// Whether `message` should be logged now (new, or not logged for a while).
-    fn should_log(&self, message: &str) -> bool {
-        let Ok(mut last) = self.last.lock() else {
-            return true;
-        };
-        let now = Instant::now();
-        match last.as_ref() {
-            Some((m, at)) if m == message && now.duration_since(*at) < ERROR_LOG_EVERY => false,
-            _ => {
-                *last = Some((message.to_string(), now));
-                true
-            }
-        }
-    }
-}
-
-impl ClientContext for LogContext {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        if let Some(stats) = &self.stats {
-            let up = statistics
-                .brokers
-                .values()
-                .any(|b| b.nodeid >= 0 && b.state == "UP");
-            stats.broker_up.store(up, Ordering::Relaxed);
-        }
-    }
-
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        // Errors also arrive through `error` below; librdkafka's own lines are detail.
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
-                tracing::error!(target: "librdkafka", fac, "{log_message}")
-            }
-            _ => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        if self.should_log(reason) {
-            tracing::warn!(target: "librdkafka", %error, "kafka: {reason} (repeats are logged every {}s)", ERROR_LOG_EVERY.as_secs());
-        }
-    }
+    pub broker_up: Arc<AtomicBool>,
 }
 
 /// Publishes results to a Kafka topic.
 pub struct KafkaPublisher {
     /// Replaced after a fatal error (librdkafka's rule: a fatally failed producer is unusable).
-    producer: RwLock<FutureProducer<LogContext>>,
+    producer: RwLock<FutureProducer<KafkaContext>>,
     /// Settings the producer is (re)created with.
     client: ClientConfig,
     topic: String,
     stats: Arc<KafkaStats>,
 }
 
-/// librdkafka settings for `config`: no-loss defaults first, the user's `properties` last.
-pub fn client_config(config: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", config.brokers.join(","))
-        .set("security.protocol", protocol_name(config.security_protocol))
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "zstd")
-        .set("linger.ms", "5")
-        // Results wait up to 5 minutes for a broker that is down or not up yet.
-        .set("message.timeout.ms", "300000");
-    if let Some(ssl) = &config.ssl {
-        for (key, path) in [
-            ("ssl.ca.location", &ssl.ca),
-            ("ssl.certificate.location", &ssl.cert),
-            ("ssl.key.location", &ssl.key),
-        ] {
-            if let Some(path) = path {
-                c.set(key, path.to_string_lossy());
-            }
-        }
-    }
-    if let Some(sasl) = &config.sasl {
-        c.set("sasl.mechanism", &sasl.mechanism)
-            .set("sasl.username", &sasl.username)
-            .set("sasl.password", &sasl.password);
-    }
-    for (k, v) in &config.properties {
-        c.set(k, v);
-    }
-    c
-}
+/// The producer's own defaults: no loss (idempotence, every replica), compact batches.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("compression.type", "zstd"),
+    ("linger.ms", "5"),
+    // Results wait up to 5 minutes for a broker that is down or not up yet.
+    ("message.timeout.ms", "300000"),
+];
 
-fn protocol_name(p: SecurityProtocol) -> &'static str {
-    match p {
-        SecurityProtocol::Plaintext => "plaintext",
-        SecurityProtocol::Ssl => "ssl",
-        SecurityProtocol::SaslPlaintext => "sasl_plaintext",
-        SecurityProtocol::SaslSsl => "sasl_ssl",
-    }
+/// librdkafka settings for `config`: the shared connection settings, the producer's
+/// no-loss defaults, the user's `properties` last.
+pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+    config.connection().client_config(PRODUCER_DEFAULTS)
 }
 
 impl KafkaPublisher {
-    /// Creates the producer; an unreachable broker is logged, not an error (results queue up).
+    /// Creates the producer. Nothing waits for the broker: creating the topic (when asked)
+    /// and the start-up probe run in the background, so checks start at once even when
+    /// Kafka is unreachable (results queue up, or wait in the spool).
     pub async fn new(config: &KafkaConfig) -> Result<Self, PublisherError> {
         let client = client_config(config);
         let stats: Arc<KafkaStats> = Arc::default();
         let producer = create_producer(&client, &stats)
             .map_err(|e| PublisherError::Setup(format!("kafka producer: {e}")))?;
         let publisher = KafkaPublisher {
-            producer: RwLock::new(producer),
+            producer: RwLock::new(producer.clone()),
             client: client.clone(),
             topic: config.topic.clone(),
-            stats,
+            stats: stats.clone(),
         };
-        if let Some(create) = &config.create_topic {
-            create_topic(
-                &client,
-                &config.topic,
-                create.partitions,
-                create.replication_factor,
-            )
-            .await;
-        }
-        publisher.probe_broker(config).await;
+        let config = config.clone();
+        tokio::spawn(async move {
+            if let Some(create) = &config.create_topic {
+                create_topic(
+                    &client,
+                    &config.topic,
+                    create.partitions,
+                    create.replication_factor,
+                )
+                .await;
+            }
+            probe_broker(producer, &config, &stats).await;
+        });
         Ok(publisher)
     }
 
-    async fn probe_broker(&self, config: &KafkaConfig) {
-        let producer = self.producer();
-        let topic = self.topic.clone();
-        let probe = tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(Some(&topic), STARTUP_PROBE)
-                .map(|_| ())
-        })
-        .await;
-        match probe {
-            Ok(Ok(())) => {
-                self.stats.broker_up.store(true, Ordering::Relaxed);
-                tracing::info!(brokers = %config.brokers.join(","), topic = %self.topic, "connected to kafka")
-            }
-            Ok(Err(e)) => tracing::warn!(
-                brokers = %config.brokers.join(","),
-                error = %e,
-                "kafka is not reachable yet: results are queued in memory and delivered when it is (up to message.timeout.ms)"
-            ),
-            Err(e) => tracing::warn!(error = %e, "kafka start-up probe did not run"),
-        }
-    }
-
-    fn producer(&self) -> FutureProducer<LogContext> {
+    fn producer(&self) -> FutureProducer<KafkaContext> {
         self.producer
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -330,18 +229,43 @@ impl KafkaPublisher {
     }
 }
 
+/// Asks the broker for the topic's metadata once, to log at start whether Kafka is there.
+async fn probe_broker(
+    producer: FutureProducer<KafkaContext>,
+    config: &KafkaConfig,
+    stats: &KafkaStats,
+) {
+    let topic = config.topic.clone();
+    let probe = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), STARTUP_PROBE)
+            .map(|_| ())
+    })
+    .await;
+    let brokers = config.brokers.join(",");
+    match probe {
+        Ok(Ok(())) => {
+            stats.broker_up.store(true, Ordering::Relaxed);
+            tracing::info!(%brokers, topic = %config.topic, "connected to kafka")
+        }
+        Ok(Err(e)) => {
+            let waiting = match config.spool {
+                Some(_) => "results wait in the spool until it is",
+                None => "results are queued in memory and delivered when it is (up to message.timeout.ms)",
+            };
+            tracing::warn!(%brokers, error = %e, "kafka is not reachable yet; checks go on: {waiting}")
+        }
+        Err(e) => tracing::warn!(error = %e, "kafka start-up probe did not run"),
+    }
+}
+
 fn create_producer(
     client: &ClientConfig,
     stats: &Arc<KafkaStats>,
-) -> Result<FutureProducer<LogContext>, KafkaError> {
-    client
-        .clone()
-        // Statistics tell /healthz whether a broker is reachable.
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(LogContext {
-            stats: Some(stats.clone()),
-            ..LogContext::default()
-        })
+) -> Result<FutureProducer<KafkaContext>, KafkaError> {
+    // Statistics tell /healthz whether a broker is reachable.
+    client.create_with_context(KafkaContext::watching(stats.broker_up.clone()))
 }
 
 /// The Kafka value of a result: its JSON.
@@ -350,7 +274,7 @@ pub(super) fn encode(result: &CheckResult) -> Result<Vec<u8>, PublisherError> {
 }
 
 async fn create_topic(client: &ClientConfig, topic: &str, partitions: i32, replication: i32) {
-    let admin: AdminClient<LogContext> = match client.create_with_context(LogContext::default()) {
+    let admin: AdminClient<KafkaContext> = match client.create_with_context(KafkaContext::new()) {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(error = %e, "cannot create a kafka admin client; not creating the topic");

@@ -1,6 +1,7 @@
 //! Opening the connection for one request: name resolution, TCP connect
 //! (trying each address in turn) and, for https, the TLS handshake with
-//! leaf-certificate expiry extraction. Each phase is timed into the trace.
+//! leaf-certificate expiry extraction. Each phase is timed into the trace; the
+//! `tls` timing is the handshake alone (the configuration is built beforehand, once).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -11,6 +12,7 @@ use tokio::net::TcpStream;
 use url::{Host, Url};
 
 use super::resolver::Resolve;
+use super::tls::TlsClient;
 use super::trace::{ms, Phase, Trace};
 use crate::schema::{CheckError, ErrorKind, Timings, TlsInfo};
 
@@ -29,11 +31,12 @@ fn fail(kind: ErrorKind, message: impl Into<String>) -> CheckError {
 }
 
 /// Opens a fresh connection to `url`'s origin, recording DNS, connect and TLS
-/// timings (replacing those of any earlier redirect hop). `sends_body`: the request
-/// has a body, so it may be written in more than one piece.
+/// timings (replacing those of any earlier redirect hop). `tls`: the site's TLS
+/// configuration (`None`: the system roots). `sends_body`: the request has a body, so it
+/// may be written in more than one piece.
 pub(crate) async fn open(
     url: &Url,
-    tls_ca: Option<&native_tls::Certificate>,
+    tls: Option<&TlsClient>,
     resolver: &dyn Resolve,
     trace: &Trace,
     sends_body: bool,
@@ -100,9 +103,13 @@ pub(crate) async fn open(
         return Ok(Box::new(tcp));
     }
 
+    let client = match tls {
+        Some(client) => client.clone(),
+        None => TlsClient::system().map_err(|e| fail(ErrorKind::Tls, e.to_string()))?,
+    };
     trace.enter(Phase::TlsHandshake);
     let t = Instant::now();
-    let tls = handshake(tcp, &tls_name, tls_ca).await;
+    let tls = handshake(&client, tcp, &tls_name).await;
     trace.lock().timings.tls = Some(ms(t.elapsed()));
     let tls = tls?;
     let cert_info = leaf_expiry(&tls);
@@ -120,32 +127,30 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, CheckError> {
         }
     }
     Err(match last {
+        // EMFILE / ENFILE: the agent, not the site, is out of sockets.
+        Some((addr, e)) if matches!(e.raw_os_error(), Some(24 | 23)) => fail(
+            ErrorKind::AgentOverloaded,
+            format!(
+                "not judged: the agent could not open a socket to {addr} ({e}); \
+                 raise its file limit (LimitNOFILE) or lower agent.max_concurrency"
+            ),
+        ),
         Some((addr, e)) => fail(ErrorKind::Connect, format!("cannot connect to {addr}: {e}")),
         None => fail(ErrorKind::Connect, "no address to connect to"),
     })
 }
 
 async fn handshake(
+    client: &TlsClient,
     tcp: TcpStream,
     name: &str,
-    tls_ca: Option<&native_tls::Certificate>,
 ) -> Result<tokio_native_tls::TlsStream<TcpStream>, CheckError> {
-    let mut builder = native_tls::TlsConnector::builder();
-    if let Some(ca) = tls_ca {
-        builder.add_root_certificate(ca.clone());
-    }
-    let connector = builder
-        .build()
-        .map_err(|e| fail(ErrorKind::Tls, format!("cannot set up TLS: {e}")))?;
-    tokio_native_tls::TlsConnector::from(connector)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| {
-            fail(
-                ErrorKind::Tls,
-                format!("TLS handshake with `{name}` failed: {e}"),
-            )
-        })
+    client.handshake(tcp, name).await.map_err(|e| {
+        fail(
+            ErrorKind::Tls,
+            format!("TLS handshake with `{name}` failed: {e}"),
+        )
+    })
 }
 
 /// The leaf certificate's notAfter and days left, if it can be read.

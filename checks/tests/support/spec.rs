@@ -22,7 +22,7 @@ pub fn spec(url: &str) -> CheckSpec {
         degraded_after: None,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         follow_redirects: 0,
-        tls_ca: None,
+        tls: None,
         plugins: Vec::new(),
     }
 }

@@ -23,13 +23,14 @@ pub fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> Si
         brokers: broker.addr(),
         topic: topic.into(),
         group: group.into(),
-        security_protocol: "plaintext".into(),
+        security_protocol: Default::default(),
         ssl_ca: None,
         ssl_cert: None,
         ssl_key: None,
         sasl_mechanism: None,
         sasl_username: None,
         sasl_password: None,
+        kafka_properties: Vec::new(),
         database_url: db.url(),
         database_sslmode: None,
         database_ca: None,
@@ -37,6 +38,8 @@ pub fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> Si
         batch_max_rows: 20,
         batch_max_wait: Duration::from_millis(100),
         retention_days: 30,
+        hourly_retention_days: 180,
+        daily_retention_days: None,
         partitions_ahead: 1,
     }
 }
@@ -57,10 +60,14 @@ pub async fn produce(broker: &Broker, topic: &str, payloads: Vec<(String, Vec<u8
     }
 }
 
+/// `n` results over sites a, b and c, a millisecond apart (a check is identified by its
+/// site, agent and start, so two results of one site never share a start).
 pub fn results(n: usize) -> Vec<(String, Vec<u8>)> {
+    let start = chrono::Utc::now() - chrono::Duration::milliseconds(n as i64);
     (0..n)
         .map(|i| {
-            let r = result(["a", "b", "c"][i % 3]);
+            let mut r = result(["a", "b", "c"][i % 3]);
+            r.started_at = start + chrono::Duration::milliseconds(i as i64);
             (r.site.clone(), serde_json::to_vec(&r).unwrap())
         })
         .collect()

@@ -1,0 +1,155 @@
+//! Storing what has been consumed: the pending batch is written by the [`Pipeline`]
+//! (retrying while the database is down) and only then are its Kafka offsets committed.
+//! Used by the consume loop (`consumer`) and before partitions are revoked (`context`).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::database::Database;
+use crate::ops::SinkMetrics;
+use crate::pipeline::{Batch, Pipeline, WriteStats};
+
+/// Longest pause between database retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long shutdown (or a rebalance) keeps retrying to store the current batch.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The database side of the loop: connection, how to reconnect, what to run, what to count.
+pub(crate) struct Store {
+    pub(crate) client: Client,
+    pub(crate) db: Database,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) metrics: Arc<SinkMetrics>,
+}
+
+/// What has been consumed and not yet stored, with where to store it. Shared by the consume
+/// loop and the consumer context, which flushes it before partitions are revoked.
+pub(crate) struct Pending {
+    pub(crate) store: Store,
+    pub(crate) batch: Batch,
+    /// Next offset to commit per partition once the batch is stored.
+    pub(crate) next_offsets: HashMap<i32, i64>,
+}
+
+impl Pending {
+    /// Nothing pending yet.
+    pub(crate) fn new(store: Store) -> Self {
+        Pending {
+            store,
+            batch: Batch::default(),
+            next_offsets: HashMap::new(),
+        }
+    }
+}
+
+/// Writes the pending batch (retrying while the database is down, until `token` is
+/// cancelled), then commits its offsets on `topic`. An empty batch is a no-op; a batch
+/// given up on stays pending and its offsets uncommitted (it will be redelivered).
+pub(crate) async fn flush<C, X>(
+    pending: &mut Pending,
+    topic: &str,
+    consumer: &C,
+    token: &CancellationToken,
+) where
+    C: Consumer<X>,
+    X: ConsumerContext,
+{
+    if pending.batch.is_empty() {
+        return;
+    }
+    if !pending
+        .store
+        .write_until_stored(&pending.batch, token)
+        .await
+    {
+        return;
+    }
+    commit_offsets(consumer, topic, pending.next_offsets.drain());
+    pending.batch = Batch::default();
+    pending.store.metrics.pending.set(0);
+}
+
+impl Store {
+    /// Writes `batch`, reconnecting and retrying with backoff on failure; false if `token`
+    /// was cancelled first.
+    async fn write_until_stored(&mut self, batch: &Batch, token: &CancellationToken) -> bool {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let started = Instant::now();
+            match self.pipeline.write(&mut self.client, batch).await {
+                Ok(stats) => {
+                    tracing::debug!(?stats, messages = batch.len(), "batch stored");
+                    record(&self.metrics, &stats, batch, started.elapsed());
+                    return true;
+                }
+                Err(e) => {
+                    self.metrics.db_up.store(false, Ordering::Relaxed);
+                    self.metrics.db_errors.inc();
+                    tracing::warn!(error = %e, messages = batch.len(), retry_in = ?backoff, "cannot store batch; not consuming until it is stored");
+                    if self.client.is_closed() {
+                        match self.db.connect(token).await {
+                            Some(c) => self.client = c,
+                            None => return false,
+                        }
+                    }
+                    tokio::select! {
+                        _ = token.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Counts a stored batch.
+fn record(m: &SinkMetrics, stats: &WriteStats, batch: &Batch, took: Duration) {
+    m.db_up.store(true, Ordering::Relaxed);
+    m.batches.inc();
+    if stats.rewritten {
+        m.rewrites.inc();
+    }
+    m.batch_duration.observe(took.as_secs_f64());
+    m.rows_written.add(stats.inserted);
+    m.duplicates
+        .add((batch.rows.len() as u64).saturating_sub(stats.inserted));
+    m.rejected.add(stats.rejected);
+}
+
+/// Commits `next` offsets per partition of `topic`. Stored but not committed is safe: a
+/// redelivery is an idempotent no-op.
+fn commit_offsets<C, X>(consumer: &C, topic: &str, next: impl Iterator<Item = (i32, i64)>)
+where
+    C: Consumer<X>,
+    X: ConsumerContext,
+{
+    let mut offsets = TopicPartitionList::new();
+    for (partition, next) in next {
+        if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {
+            tracing::warn!(error = %e, "cannot record offset");
+        }
+    }
+    if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+        tracing::warn!(error = %e, "offset commit failed; messages will be redelivered and skipped as duplicates");
+    }
+}
+
+/// A token cancelled after [`SHUTDOWN_GRACE`]: bounds a last flush while the database is down.
+pub(crate) fn grace_token() -> CancellationToken {
+    let grace = CancellationToken::new();
+    let expire = grace.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        expire.cancel();
+    });
+    grace
+}
