@@ -222,63 +222,9 @@ fn plugins_section(
             decl.path = resolve::relative_to(file, &decl.path);
             decl.declared_at = Some((file.to_path_buf(), outline.key(span, "path")));
             decl.max_memory_line = Some(outline.key(span, "max_memory"));
-            plugin_limits(&name, &decl, here, span, report);
+            super::plugin::check_declaration(&name, &decl, file, outline, span, report);
             acc.plugins.insert(name, (decl, file.to_path_buf(), span.0));
         }
-    }
-}
-
-/// Problems a plugin declaration shows before its component is read: a `path` that
-/// is not a file, limits outside the range a plugin call can sensibly run with.
-fn plugin_limits(name: &str, decl: &PluginDecl, here: &Here<'_>, span: Span, report: &mut Report) {
-    use sitewatch_checks::ops::units::{format_bytes, format_duration};
-    use sitewatch_checks::plugin_limits::{MAX_MEMORY_RANGE, TIMEOUT_RANGE};
-
-    let (file, outline) = (here.file, here.outline);
-    let mut problem = |key: &str, message: String| {
-        report.push(
-            file,
-            Some(outline.key(span, key)),
-            format!("plugins.{name}.{key}"),
-            message,
-        );
-    };
-    if decl.path.is_dir() {
-        problem(
-            "path",
-            format!(
-                "`{}` is a directory; `path` must name a component file (.wasm)",
-                decl.path.display()
-            ),
-        );
-    } else if !decl.path.is_file() {
-        problem(
-            "path",
-            format!("component file `{}` does not exist", decl.path.display()),
-        );
-    }
-    if let Some(t) = decl.timeout.filter(|t| !TIMEOUT_RANGE.contains(t)) {
-        problem(
-            "timeout",
-            format!(
-                "{} is not allowed: must be between {} and {}",
-                format_duration(t),
-                format_duration(*TIMEOUT_RANGE.start()),
-                format_duration(*TIMEOUT_RANGE.end())
-            ),
-        );
-    }
-    let range = (*MAX_MEMORY_RANGE.start() as u64)..=(*MAX_MEMORY_RANGE.end() as u64);
-    if let Some(m) = decl.max_memory.filter(|m| !range.contains(m)) {
-        problem(
-            "max_memory",
-            format!(
-                "{} is not allowed: must be between {} and {}",
-                format_bytes(m),
-                format_bytes(*range.start()),
-                format_bytes(*range.end())
-            ),
-        );
     }
 }
 

@@ -1,9 +1,12 @@
 //! The `plugins:` block: WebAssembly check components declared once, used by name.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::locate::{Outline, Span};
+use super::report::Report;
 
 /// One declared plugin component.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +101,66 @@ pub(super) fn bytes_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option
     Option::<super::raw::ByteSize>::deserialize(d)?
         .map(|b| b.bytes().map_err(serde::de::Error::custom))
         .transpose()
+}
+
+/// Problems a plugin declaration shows before its component is read: a `path` that
+/// is not a file, limits outside the range a plugin call can sensibly run with.
+pub(super) fn check_declaration(
+    name: &str,
+    decl: &PluginDecl,
+    file: &Path,
+    outline: &Outline<'_>,
+    span: Span,
+    report: &mut Report,
+) {
+    use sitewatch_checks::ops::units::{format_bytes, format_duration};
+    use sitewatch_checks::plugin_limits::{MAX_MEMORY_RANGE, TIMEOUT_RANGE};
+
+    let mut problem = |key: &str, message: String| {
+        report.push(
+            file,
+            Some(outline.key(span, key)),
+            format!("plugins.{name}.{key}"),
+            message,
+        );
+    };
+    if decl.path.is_dir() {
+        problem(
+            "path",
+            format!(
+                "`{}` is a directory; `path` must name a component file (.wasm)",
+                decl.path.display()
+            ),
+        );
+    } else if !decl.path.is_file() {
+        problem(
+            "path",
+            format!("component file `{}` does not exist", decl.path.display()),
+        );
+    }
+    if let Some(t) = decl.timeout.filter(|t| !TIMEOUT_RANGE.contains(t)) {
+        problem(
+            "timeout",
+            format!(
+                "{} is not allowed: must be between {} and {}",
+                format_duration(t),
+                format_duration(*TIMEOUT_RANGE.start()),
+                format_duration(*TIMEOUT_RANGE.end())
+            ),
+        );
+    }
+    let range = (*MAX_MEMORY_RANGE.start() as u64)..=(*MAX_MEMORY_RANGE.end() as u64);
+    if let Some(m) = decl.max_memory.filter(|m| !range.contains(m)) {
+        problem(
+            "max_memory",
+            format!(
+                "{} is not allowed: must be between {} and {}",
+                format_bytes(m),
+                format_bytes(*range.start()),
+                format_bytes(*range.end())
+            ),
+        );
+    }
 }
 
 /// A site's use of a plugin: its name and the merged config.
