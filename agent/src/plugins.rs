@@ -166,7 +166,7 @@ mod wasm {
 
     use sitewatch_checks::plugin::{
         HostOptions, LoadError, PluginFile, PluginHost, PluginLimits, WasmPlugin,
-        DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT,
+        DEFAULT_MAX_MEMORY,
     };
 
     use super::{decl_error, one_error, Compiled};
@@ -180,10 +180,8 @@ mod wasm {
 
     fn limits_of(decl: &PluginDecl) -> PluginLimits {
         PluginLimits {
-            timeout: decl.timeout.unwrap_or(DEFAULT_TIMEOUT),
-            max_memory: decl.max_memory.map_or(DEFAULT_MAX_MEMORY, |b| {
-                usize::try_from(b).unwrap_or(usize::MAX)
-            }),
+            timeout: decl.effective_timeout(),
+            max_memory: usize::try_from(decl.effective_max_memory()).unwrap_or(usize::MAX),
         }
     }
 
@@ -204,19 +202,22 @@ mod wasm {
                 Ok(file) => {
                     files.insert(name.as_str(), file);
                 }
-                Err(e) => errors.push(decl_error(name, decl, e.to_string())),
+                Err(e) => errors.push(load_error(name, decl, &e)),
             }
         }
+        let memories = config.plugins.values().map(|d| limits_of(d).max_memory);
+        let largest = memories.clone().max().unwrap_or(DEFAULT_MAX_MEMORY);
+        let smallest = memories.min().unwrap_or(DEFAULT_MAX_MEMORY).max(1);
+        let budget = config.agent.plugin_memory_total;
+        // Every running check may be in a plugin call at once, as far as the memory
+        // budget lets them: no more pool slots than could ever be used.
+        let fit = usize::try_from(budget).unwrap_or(usize::MAX) / smallest;
+        let concurrent_calls = config.agent.max_concurrency.min(fit).max(1);
         let mut options = HostOptions {
             cache_dir,
-            // Every running check may be in a plugin call at once.
-            concurrent_calls: u32::try_from(config.agent.max_concurrency).unwrap_or(u32::MAX),
-            max_memory: config
-                .plugins
-                .values()
-                .map(|d| limits_of(d).max_memory)
-                .max()
-                .unwrap_or(DEFAULT_MAX_MEMORY),
+            concurrent_calls: u32::try_from(concurrent_calls).unwrap_or(u32::MAX),
+            max_memory: largest,
+            memory_total: Some(budget),
             ..HostOptions::default()
         }
         .sized_for(files.values());
@@ -259,13 +260,27 @@ mod wasm {
                         cached,
                     });
                 }
-                Err(e) => errors.push(decl_error(name, decl, e.to_string())),
+                Err(e) => errors.push(load_error(name, decl, &e)),
             }
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(Loaded { plugins, report })
+    }
+
+    /// A component problem, at the setting it is about: memory at `max_memory`,
+    /// everything else at `path`.
+    fn load_error(name: &str, decl: &PluginDecl, e: &LoadError) -> crate::config::ConfigError {
+        let mut error = decl_error(name, decl, e.to_string());
+        if matches!(
+            e,
+            LoadError::MemoryTooSmall { .. } | LoadError::Limits { .. }
+        ) {
+            error.field = format!("plugins.{name}.max_memory");
+            error.line = decl.max_memory_line.or(error.line);
+        }
+        error
     }
 }
 

@@ -143,6 +143,10 @@ fn an_unusable_component_is_a_config_error_naming_file_and_line() {
         stderr.contains("sites.yaml:3: plugins.broken.path"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("build it as a component (Rust: cargo build --target wasm32-wasip2"),
+        "{stderr}"
+    );
     assert!(stderr.contains("junk.wasm"), "{stderr}");
 }
 
@@ -355,4 +359,75 @@ fn plugins_compile_fills_the_cache_the_agent_then_loads_from() {
         "{stderr}"
     );
     assert!(stderr.contains("no cache to compile into"), "{stderr}");
+}
+
+/// Issue 14: a plugin call still running when the agent exits (abandoned after the
+/// shutdown grace) used to panic with "A Tokio 1.x context was found, but it is being
+/// shutdown" as the runtime went away under it. The agent must exit cleanly.
+#[test]
+fn a_plugin_call_in_flight_at_exit_does_not_panic() {
+    let port = serve(vec![Page::ok("/", "hello")]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sites.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent:\n  plugin_cache: off\n  shutdown_grace: 500ms\nplugins:\n  nap:\n    path: {}\n    \
+             config: {{ mode: sleep }}\n    timeout: 30s\nsites:\n  - name: a\n    \
+             url: http://127.0.0.1:{port}/\n    plugins: [nap]\n",
+            component("hostile").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("agent.log");
+    let mut child = Command::new(AGENT)
+        .arg("--once")
+        .arg(&config)
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Wait until the plugin is loaded, then give the check time to reach its call.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("plugin loaded")
+    {
+        assert!(std::time::Instant::now() < deadline, "agent did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the plugin should still be sleeping"
+    );
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "agent did not exit: {}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(!text.contains("Tokio 1.x context"), "{text}");
+    assert_eq!(
+        exit.code(),
+        Some(i32::from(sitewatch_checks::ops::EXIT_INTERRUPTED)),
+        "{text}"
+    );
 }

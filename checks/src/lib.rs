@@ -17,6 +17,9 @@ pub mod probe;
 #[cfg(feature = "wasm")]
 pub mod plugin;
 
+#[cfg(feature = "engine")]
+pub mod plugin_limits;
+
 #[cfg(feature = "ops")]
 pub mod ops;
 

@@ -12,7 +12,7 @@ use sitewatch_checks::plugin::{
 };
 use sitewatch_checks::schema::{PluginOutcome, PluginResult, Timings};
 use sitewatch_checks::spec::ResponseView;
-use sitewatch_tests::plugins::component;
+use sitewatch_tests::plugins::{component, component_importing};
 
 fn host() -> PluginHost {
     PluginHost::new(None).unwrap()
@@ -306,24 +306,6 @@ fn unusable_component_files_are_load_errors_naming_the_file() {
     assert!(err.to_string().contains("empty.wasm") && err.to_string().contains("checker"));
 }
 
-/// A component whose only content is one empty-instance import per name.
-fn component_importing(names: &[&str]) -> Vec<u8> {
-    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
-    // Type section: one instance type with no exports.
-    bytes.extend([7, 3, 1, 0x42, 0]);
-    let mut imports = vec![names.len() as u8];
-    for name in names {
-        imports.push(0); // a plain name
-        imports.push(name.len() as u8);
-        imports.extend(name.as_bytes());
-        imports.extend([0x05, 0]); // an instance of type 0
-    }
-    bytes.push(10);
-    bytes.push(imports.len() as u8);
-    bytes.extend(imports);
-    bytes
-}
-
 #[test]
 fn imports_the_host_lacks_are_named_with_how_to_build_without_them() {
     let h = host();
@@ -383,4 +365,60 @@ fn compiled_code_is_cached_on_disk() {
         Some((1, 0)),
         "restart is served from the cache"
     );
+}
+
+/// The agent-wide memory budget: calls whose `max_memory` does not fit beside the
+/// calls running wait for it (here one call at a time although four slots are
+/// free), and a plugin larger than the whole budget is refused at load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_wait_for_their_share_of_the_memory_budget() {
+    const MIB: usize = 1 << 20;
+    let h = PluginHost::with_options(&HostOptions {
+        concurrent_calls: 4,
+        max_memory: 64 * MIB,
+        memory_total: Some(32 * MIB as u64),
+        ..HostOptions::default()
+    })
+    .unwrap();
+    let limits = PluginLimits {
+        timeout: Duration::from_millis(300),
+        max_memory: 32 * MIB,
+    };
+    let p = Arc::new(h.load("hostile", &component("hostile"), limits).unwrap());
+    let started = Instant::now();
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.call(&view(&[], b""), &[("mode".into(), "loop".into())])
+                    .await
+            })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(
+            c.await.unwrap().unwrap_err(),
+            CallError::Deadline(limits.timeout)
+        );
+    }
+    // Each ran to its 300 ms deadline in turn: a lower bound, so load cannot break it.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(850),
+        "ran side by side: {took:?}"
+    );
+
+    let err = h
+        .load(
+            "big",
+            &component("hostile"),
+            PluginLimits {
+                max_memory: 32 * MIB + 1,
+                ..limits
+            },
+        )
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::Limits { .. }), "{err}");
+    assert!(err.to_string().contains("memory budget"), "{err}");
 }

@@ -112,6 +112,18 @@ fn each_language_needs_what_its_runtime_brings() {
     );
     assert!(js.core_instances >= 2 && js.memories >= 1, "{js:?}");
     assert!(py.initial_memory > 0 && js.initial_memory > 0);
+    // Types the world `use`s (`response`, `verdict`) are not imports to provide.
+    for file in [python(), javascript()] {
+        assert!(
+            file.imports().iter().all(|i| i.contains(':')),
+            "{:?}",
+            file.imports()
+        );
+        assert!(file
+            .imports()
+            .iter()
+            .any(|i| i.starts_with("sitewatch:check/log@")));
+    }
 }
 
 /// What wasmtime itself counts for `path` (core instances, memories, tables), read

@@ -133,3 +133,22 @@ pub fn script_component(lang: Language, name: &str) -> PathBuf {
 pub fn shared_plugin_cache() -> PathBuf {
     repo_root().join("target/plugin-cache")
 }
+
+/// A component whose only content is one empty-instance import per name: what a
+/// component importing interfaces the host may lack looks like to the linker.
+pub fn component_importing(names: &[&str]) -> Vec<u8> {
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    // Type section: one instance type with no exports.
+    bytes.extend([7, 3, 1, 0x42, 0]);
+    let mut imports = vec![names.len() as u8];
+    for name in names {
+        imports.push(0); // a plain name
+        imports.push(name.len() as u8);
+        imports.extend(name.as_bytes());
+        imports.extend([0x05, 0]); // an instance of type 0
+    }
+    bytes.push(10);
+    bytes.push(imports.len() as u8);
+    bytes.extend(imports);
+    bytes
+}

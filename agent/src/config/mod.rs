@@ -63,6 +63,9 @@ pub struct AgentSettings {
     pub plugin_cache: Option<PathBuf>,
     /// Reload when a config file changes.
     pub watch_config: bool,
+    /// Bytes of plugin memory all plugin calls running at once may be allowed
+    /// together (the sum of their plugins' `max_memory`).
+    pub plugin_memory_total: u64,
 }
 
 /// One resolved site.

@@ -49,6 +49,9 @@ pub struct RawAgent {
     /// Reload the site lists when a config file changes (checked every 2 s; SIGHUP always
     /// reloads) (default false).
     pub watch_config: Option<bool>,
+    /// Memory all plugin calls running at once may use together: the sum of their
+    /// plugins' `max_memory`; more calls wait (default 1GiB, at least 1MiB).
+    pub plugin_memory_total: Option<ByteSize>,
 }
 
 /// A site entry, or the `defaults:` block (where `name`, `url` and `body` are not allowed).
@@ -170,8 +173,8 @@ pub enum PluginRef {
 pub struct PluginRefConfig {
     /// Declared plugin name.
     pub name: String,
-    /// This site's key/value config for the plugin.
-    #[serde(default)]
+    /// This site's key/value config for the plugin (numbers and booleans as text).
+    #[serde(default, deserialize_with = "super::plugin::config_map")]
     pub config: BTreeMap<String, String>,
 }
 

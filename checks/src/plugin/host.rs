@@ -12,11 +12,12 @@ use wasmtime::{
 };
 
 use super::bindings::{Checker, CheckerPre};
-use super::call::{PluginLimits, WasmPlugin};
+use super::call::{WasmPlugin, BUDGET_UNIT};
 use super::error::LoadError;
 use super::imports::explain;
 use super::inspect::{inspect, CallNeeds, InspectError, Inspection, MIN_TABLE_ELEMENTS};
 use super::state::CallState;
+use crate::plugin_limits::PluginLimits;
 
 /// How often the epoch advances: the granularity of plugin deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -33,6 +34,10 @@ pub struct HostOptions {
     /// What the most demanding plugin to be loaded takes per call (see
     /// [`PluginFile::needs`]); each of the `concurrent_calls` slots holds that much.
     pub per_call: CallNeeds,
+    /// Bytes of linear memory all calls running at once may be allowed together
+    /// (the sum of their plugins' `max_memory`); a call waits until its share is
+    /// free. `None`: no budget beyond the slots.
+    pub memory_total: Option<u64>,
 }
 
 /// Per-call sizing when the components are not known up front: enough for
@@ -54,6 +59,7 @@ impl Default for HostOptions {
             concurrent_calls: 64,
             max_memory: super::DEFAULT_MAX_MEMORY,
             per_call: DEFAULT_PER_CALL,
+            memory_total: None,
         }
     }
 }
@@ -129,12 +135,22 @@ impl PluginFile {
 /// Compiles and links plugin components.
 pub struct PluginHost {
     engine: Engine,
-    slots: Arc<Semaphore>,
     max_memory: usize,
+    memory_total: Option<u64>,
     per_call: CallNeeds,
     linker: Linker<CallState>,
-    ticker: Arc<EpochTicker>,
+    shared: Arc<Shared>,
     cache: Option<Cache>,
+}
+
+/// What every plugin of a host shares at call time: the pool's slots, the memory
+/// budget, the epoch clock and the runtime calls from blocking threads run on.
+pub(crate) struct Shared {
+    pub(crate) slots: Semaphore,
+    /// The memory budget in [`BUDGET_UNIT`]s, when there is one.
+    pub(crate) memory: Option<Semaphore>,
+    pub(crate) runtime: CallRuntime,
+    _ticker: EpochTicker,
 }
 
 impl PluginHost {
@@ -196,14 +212,23 @@ impl PluginHost {
             .map_err(|e| LoadError::Engine(e.to_string()))?;
         Checker::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
-        let ticker = EpochTicker::start(engine.clone())?;
+        let memory = options.memory_total.map(|total| {
+            let units = usize::try_from(total / BUDGET_UNIT as u64).unwrap_or(usize::MAX);
+            Semaphore::new(units.min(Semaphore::MAX_PERMITS))
+        });
+        let shared = Shared {
+            slots: Semaphore::new(slots as usize),
+            memory,
+            runtime: CallRuntime::start()?,
+            _ticker: EpochTicker::start(engine.clone())?,
+        };
         Ok(PluginHost {
             engine,
-            slots: Arc::new(Semaphore::new(slots as usize)),
             max_memory: options.max_memory,
+            memory_total: options.memory_total,
             per_call: need,
             linker,
-            ticker,
+            shared: Arc::new(shared),
             cache,
         })
     }
@@ -244,6 +269,17 @@ impl PluginHost {
                 ),
             });
         }
+        if let Some(total) = self.memory_total {
+            if limits.max_memory as u64 > total {
+                return Err(LoadError::Limits {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "max_memory {} is above the memory budget of all calls together, {total}",
+                        limits.max_memory
+                    ),
+                });
+            }
+        }
         let needs = file.needs();
         if needs.initial_memory > limits.max_memory as u64 {
             return Err(LoadError::MemoryTooSmall {
@@ -281,9 +317,41 @@ impl PluginHost {
             self.engine.clone(),
             pre,
             limits,
-            self.ticker.clone(),
-            self.slots.clone(),
+            self.shared.clone(),
         ))
+    }
+}
+
+/// A small runtime of the host's own for calls made from blocking threads
+/// ([`WasmPlugin`]'s `ResponsePlugin::check`): its timer (deadlines, a guest's WASI
+/// sleep) lives as long as the plugins, not as long as the caller's runtime.
+pub(crate) struct CallRuntime(Option<tokio::runtime::Runtime>);
+
+impl CallRuntime {
+    fn start() -> Result<Self, LoadError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sitewatch-plugin-rt")
+            .enable_all()
+            .build()
+            .map(|rt| CallRuntime(Some(rt)))
+            .map_err(|e| LoadError::Engine(format!("cannot start the plugin runtime: {e}")))
+    }
+
+    /// Runs `future` to completion on the calling (blocking) thread; `None` only
+    /// while the runtime is being dropped.
+    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> Option<F::Output> {
+        self.0.as_ref().map(|rt| rt.block_on(future))
+    }
+}
+
+impl Drop for CallRuntime {
+    fn drop(&mut self) {
+        // The last plugin may be dropped on an async worker (a reload): shutting
+        // down in the background never blocks there.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -294,7 +362,7 @@ pub(crate) struct EpochTicker {
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> Result<Arc<Self>, LoadError> {
+    fn start(engine: Engine) -> Result<Self, LoadError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         std::thread::Builder::new()
@@ -306,7 +374,7 @@ impl EpochTicker {
                 }
             })
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Arc::new(EpochTicker { stop }))
+        Ok(EpochTicker { stop })
     }
 }
 

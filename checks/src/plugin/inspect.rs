@@ -80,7 +80,7 @@ impl CallNeeds {
 pub struct Inspection {
     /// What one call takes from the pool.
     pub needs: CallNeeds,
-    /// The component's top-level imports, e.g. `wasi:http/types@0.2.3`.
+    /// The component's top-level imports other than types, e.g. `wasi:http/types@0.2.3`.
     pub imports: Vec<String>,
 }
 
@@ -163,7 +163,8 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
                 let scope = component_frame(&mut stack)?;
                 for import in reader {
                     let import = import.map_err(|e| malformed(e.message()))?;
-                    if depth == 1 {
+                    // Types a world `use`s are imported too; only the rest must be provided.
+                    if depth == 1 && !matches!(import.ty, ComponentTypeRef::Type(_)) {
                         imports.push(import.name.name.to_string());
                     }
                     match import.ty {
