@@ -132,7 +132,7 @@ pub async fn run(
                 },
             };
             let Some(result) = received else { break };
-            tracing::debug!(site = %result.site, check_id = %result.check_id, outcome = ?result.outcome, "check finished");
+            tracing::debug!(site = %result.site, started_at = %result.started_at.timestamp_millis(), check_id = %result.check_id, outcome = ?result.outcome, "check finished");
             forward_metrics.record(&result);
             forward_metrics.queue_depth.set(rx.len() as i64);
             if publisher.publish(result).await.is_err() {

@@ -139,9 +139,13 @@ fn start_agent(config: &Path) -> Agent {
     Agent { child, log }
 }
 
-/// SIGTERM, wait, and return the check ids the agent logged (every check it finished)
+/// A stored check: its site and start in milliseconds (one agent per test), which is how
+/// the database identifies it.
+type Check = (String, i64);
+
+/// SIGTERM, wait, and return the checks the agent logged (every check it finished)
 /// and its log lines above debug.
-fn stop_agent(mut agent: Agent) -> (BTreeSet<Uuid>, String) {
+fn stop_agent(mut agent: Agent) -> (BTreeSet<Check>, String) {
     let pid = agent.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -171,18 +175,19 @@ fn stop_agent(mut agent: Agent) -> (BTreeSet<Uuid>, String) {
     (logged_checks(&logs), notable)
 }
 
-fn logged_checks(logs: &str) -> BTreeSet<Uuid> {
+fn logged_checks(logs: &str) -> BTreeSet<Check> {
     logs.lines()
         .filter(|l| l.contains("check finished"))
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["fields"]["check_id"].as_str().unwrap().parse().unwrap()
+            let field = |name: &str| v["fields"][name].as_str().unwrap().to_string();
+            (field("site"), field("started_at").parse().unwrap())
         })
         .collect()
 }
 
-/// Every check id in the spool, confirmed or not (opened after the agent is gone).
-fn spooled_checks(dir: &Path) -> BTreeSet<Uuid> {
+/// Every check in the spool, confirmed or not (opened after the agent is gone).
+fn spooled_checks(dir: &Path) -> BTreeSet<Check> {
     let (_writer, mut reader, _acks) = spool::open(&SpoolSettings {
         dir: dir.to_path_buf(),
         max_bytes: 64 << 20,
@@ -190,8 +195,8 @@ fn spooled_checks(dir: &Path) -> BTreeSet<Uuid> {
     .unwrap();
     let mut ids = BTreeSet::new();
     while let Some(record) = reader.read_next().unwrap() {
-        let v: serde_json::Value = serde_json::from_slice(&record.value).unwrap();
-        ids.insert(v["check_id"].as_str().unwrap().parse().unwrap());
+        let r: sitewatch_checks::CheckResult = serde_json::from_slice(&record.value).unwrap();
+        ids.insert((r.site, r.started_at.timestamp_millis()));
     }
     ids
 }
@@ -204,17 +209,20 @@ fn http_get_metric(port: u16, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} not in /metrics:\n{body}"))
 }
 
-async fn stored(client: &Client) -> (i64, BTreeSet<Uuid>) {
+async fn stored(client: &Client) -> (i64, BTreeSet<Check>) {
     let rows = client
-        .query("SELECT check_id FROM check_results", &[])
+        .query(
+            "SELECT site, (extract(epoch FROM started_at) * 1000)::bigint FROM check_results",
+            &[],
+        )
         .await
         .unwrap_or_default();
-    let ids: BTreeSet<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let ids: BTreeSet<Check> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     (rows.len() as i64, ids)
 }
 
 /// Waits until every id in `want` is stored; returns row count and stored ids.
-async fn wait_stored(client: &Client, want: &BTreeSet<Uuid>) -> (i64, BTreeSet<Uuid>) {
+async fn wait_stored(client: &Client, want: &BTreeSet<Check>) -> (i64, BTreeSet<Check>) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (rows, ids) = stored(client).await;
@@ -291,7 +299,7 @@ async fn an_agent_killed_while_kafka_is_down_sends_its_spool_after_restart() {
     let first_run = logged_checks(&std::fs::read_to_string(&agent.log).unwrap());
     let spooled = spooled_checks(&rig.spool_dir());
     let (_, before) = stored(&client).await;
-    let waiting: BTreeSet<Uuid> = spooled.difference(&before).copied().collect();
+    let waiting: BTreeSet<Check> = spooled.difference(&before).cloned().collect();
     assert!(
         waiting.len() >= SITES * 3,
         "checks made during the outage should be in the spool: {} are",
@@ -303,7 +311,7 @@ async fn an_agent_killed_while_kafka_is_down_sends_its_spool_after_restart() {
     let agent = start_agent(&config);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (second_run, logs) = stop_agent(agent);
-    let want: BTreeSet<Uuid> = spooled.union(&second_run).copied().collect();
+    let want: BTreeSet<Check> = spooled.union(&second_run).cloned().collect();
     let (rows, ids) = wait_stored(&client, &want).await;
     rig.sink.cancel();
     let missing = want.difference(&ids).count();

@@ -112,6 +112,10 @@ pub enum ErrorKind {
     Plugin,
     /// Total time over `degraded_after`.
     Slow,
+    /// A kind this build does not know, sent by a newer agent: still a result to store
+    /// (the sink keeps the name as sent), never a reason to reject the message.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorKind {
@@ -127,6 +131,7 @@ impl ErrorKind {
             ErrorKind::Regex => "regex",
             ErrorKind::Plugin => "plugin",
             ErrorKind::Slow => "slow",
+            ErrorKind::Other => "other",
         }
     }
 }
@@ -293,5 +298,12 @@ mod tests {
         assert_eq!(json["error"]["kind"], "http_status");
         let back: CheckResult = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn an_error_kind_from_a_newer_agent_still_decodes() {
+        let e: CheckError =
+            serde_json::from_str(r#"{"kind": "from_the_future", "message": "m"}"#).unwrap();
+        assert_eq!(e.kind, ErrorKind::Other);
     }
 }

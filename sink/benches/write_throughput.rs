@@ -55,11 +55,13 @@ async fn main() {
         let r = &row.result;
         client
             .execute(
-                "INSERT INTO check_results (started_at, check_id, site, url, agent, outcome, total_ms,
-                     schema_version, kafka_partition, kafka_offset)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9) ON CONFLICT DO NOTHING",
-                &[&r.started_at, &r.check_id, &r.site, &r.url, &r.agent, &r.outcome.as_str(),
-                  &r.timings_ms.total, &row.partition, &row.offset],
+                "INSERT INTO results (started_at, site_id, agent_id, outcome, total_us)
+                 VALUES ($1, $2, 1, 0, $3) ON CONFLICT DO NOTHING",
+                &[
+                    &r.started_at,
+                    &(row.offset as i32 % 1000),
+                    &(r.timings_ms.total as i32),
+                ],
             )
             .await
             .unwrap();
@@ -105,7 +107,7 @@ async fn write_all(client: &mut Client, rows: &[Row], method: InsertMethod) -> D
 
 async fn reset(client: &Client) {
     client
-        .batch_execute("TRUNCATE check_results, site_events, sites")
+        .batch_execute("TRUNCATE results, site_events, sites")
         .await
         .unwrap();
 }
@@ -121,11 +123,7 @@ fn rows(n: usize) -> Vec<Row> {
         .map(|i| {
             let mut r = result(&format!("site-{}", i % 1000));
             r.started_at = now - chrono::Duration::milliseconds((n - i) as i64 * 30);
-            Row {
-                partition: (i % 6) as i32,
-                offset: i as i64,
-                result: r,
-            }
+            Row::new((i % 6) as i32, i as i64, r)
         })
         .collect()
 }

@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SinkConfig;
 use crate::context::SinkContext;
 use crate::database::DatabaseConfigError;
-use crate::decode::decode;
+use crate::decode::decode_row;
 use crate::flush::{flush, grace_token, Pending, Store};
 use crate::ops::{SinkMetrics, SinkOps};
-use crate::pipeline::{Pipeline, Rejected, Row};
+use crate::pipeline::{Pipeline, Rejected};
 use crate::{migrations, partitions};
 
 /// How often partitions are created ahead and old ones dropped.
@@ -48,6 +48,9 @@ pub enum SinkError {
     /// The Kafka settings do not fit together.
     #[error("kafka settings: {0}")]
     KafkaConfig(String),
+    /// The schema cannot be migrated, or is newer than this build knows.
+    #[error("database schema: {0}")]
+    Schema(#[from] migrations::MigrationError),
 }
 
 /// Applies migrations and runs partition maintenance once.
@@ -150,12 +153,8 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
 /// Adds one consumed message to the pending batch: decoded, or kept aside as rejected.
 fn add(p: &mut Pending, m: &BorrowedMessage<'_>) {
     p.next_offsets.insert(m.partition(), m.offset() + 1);
-    match decode(m.payload()) {
-        Ok(result) => p.batch.rows.push(Row {
-            partition: m.partition(),
-            offset: m.offset(),
-            result,
-        }),
+    match decode_row(m.payload(), m.partition(), m.offset()) {
+        Ok(row) => p.batch.rows.push(row),
         Err(rejection) => {
             tracing::warn!(partition = m.partition(), offset = m.offset(), %rejection, "rejected message");
             p.batch.rejected.push(Rejected {

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sitewatch_checks::schema::PluginResult;
-use sitewatch_checks::{CheckResult, MAX_SITE_NAME, SCHEMA_VERSION};
+use sitewatch_checks::{CheckResult, ErrorKind, MAX_SITE_NAME, SCHEMA_VERSION};
+
+use crate::pipeline::Row;
 
 /// Results claiming to start before this are a broken clock or a forged message.
 const EARLIEST: i64 = 946_684_800; // 2000-01-01T00:00:00Z
@@ -26,6 +28,16 @@ pub enum Rejection {
     /// Decoded but unusable.
     #[error("invalid check result: {0}")]
     Invalid(String),
+}
+
+/// Decodes one message value into a row to store, keeping the name of an error kind this
+/// build does not know.
+pub fn decode_row(payload: Option<&[u8]>, partition: i32, offset: i64) -> Result<Row, Rejection> {
+    let mut row = Row::new(partition, offset, decode(payload)?);
+    if matches!(&row.result.error, Some(e) if e.kind == ErrorKind::Other) {
+        row.unknown_error_kind = payload.and_then(error_kind_name);
+    }
+    Ok(row)
 }
 
 /// Just the version of a message; other fields are skipped.
@@ -70,6 +82,28 @@ pub fn decode(payload: Option<&[u8]>) -> Result<CheckResult, Rejection> {
     }
     strip_nul(&mut result);
     Ok(result)
+}
+
+/// The `error.kind` name as sent, for a kind this build does not know (decoded as
+/// `ErrorKind::Other`); looked up only then, so the common path parses once. Only a
+/// plausible name (lowercase letters, digits, `_`; at most 40) is kept: each distinct name
+/// becomes a row in `error_kinds`, so garbage is stored as `other` instead.
+pub fn error_kind_name(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct WithError {
+        error: Kind,
+    }
+    let with: WithError = serde_json::from_slice(payload).ok()?;
+    let name = with.error.kind;
+    let plausible = (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    plausible.then_some(name)
 }
 
 /// `text` with NUL characters (which PostgreSQL text and jsonb refuse) replaced by U+FFFD.
@@ -136,5 +170,24 @@ mod tests {
             decode(Some(br#"{"schema": 999, "whatever": true}"#)),
             Err(Rejection::FutureSchema(999))
         );
+    }
+
+    #[test]
+    fn an_unknown_error_kind_is_kept_by_name_when_plausible() {
+        let payload = |kind: &str| {
+            format!(
+                r#"{{"schema":1,"check_id":"0190b5b0-0000-7000-8000-000000000000","site":"s",
+                    "url":"http://x/","agent":"a","started_at":"{}","outcome":"down",
+                    "error":{{"kind":"{kind}","message":"m"}},"timings_ms":{{"total":1.0}}}}"#,
+                Utc::now().to_rfc3339()
+            )
+        };
+        let good = payload("from_a_newer_agent");
+        let r = decode_row(Some(good.as_bytes()), 0, 0).unwrap();
+        assert_eq!(r.result.error.as_ref().unwrap().kind, ErrorKind::Other);
+        assert_eq!(r.error_kind(), Some("from_a_newer_agent"));
+        let odd = payload("Robert'); DROP TABLE");
+        let r = decode_row(Some(odd.as_bytes()), 0, 0).unwrap();
+        assert_eq!(r.error_kind(), Some("other"));
     }
 }

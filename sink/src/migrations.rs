@@ -1,5 +1,6 @@
 //! Versioned schema migrations (SQL files embedded at build time), applied at start in one
-//! transaction under an advisory lock, so several sinks may start at once.
+//! transaction under an advisory lock, so several sinks may start at once. A database whose
+//! schema is newer than this build knows is refused: an older sink must not write into it.
 
 use tokio_postgres::Client;
 
@@ -7,10 +8,42 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x5157_6174_6368; // "sitewatch"-ish, fixed forever
 
 /// (version, SQL) in order. Never edit an applied file: add a new one.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_compact_results.sql")),
+];
+
+/// The schema version this build writes.
+pub const LATEST: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Why the schema cannot be brought to (or is not at) [`LATEST`].
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// PostgreSQL failed or refused a migration.
+    #[error("{0}")]
+    Db(#[from] tokio_postgres::Error),
+    /// A newer sitewatch-sink has migrated this database.
+    #[error("the database's schema is version {found}, newer than this sitewatch-sink knows (version {LATEST}); run the newer sink")]
+    TooNew {
+        /// The database's version.
+        found: i32,
+    },
+    /// The database has not been migrated to this build's schema.
+    #[error("the database's schema is version {found}, this sitewatch-sink reads version {LATEST}; run `sitewatch-sink migrate`")]
+    Behind {
+        /// The database's version (0: not a sitewatch database).
+        found: i32,
+    },
+}
 
 /// Applies every migration not yet recorded; returns how many were applied.
-pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+pub async fn migrate(client: &mut Client) -> Result<usize, MigrationError> {
+    migrate_to(client, LATEST).await
+}
+
+/// Applies the migrations up to `target` not yet recorded (tests use this to build an
+/// older schema); returns how many were applied.
+pub async fn migrate_to(client: &mut Client, target: i32) -> Result<usize, MigrationError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -26,8 +59,11 @@ pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error
         .iter()
         .map(|r| r.get(0))
         .collect();
+    if let Some(&found) = applied.iter().filter(|v| **v > LATEST).max() {
+        return Err(MigrationError::TooNew { found });
+    }
     let mut count = 0;
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= target) {
         if applied.contains(version) {
             continue;
         }
@@ -42,4 +78,22 @@ pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error
     }
     tx.commit().await?;
     Ok(count)
+}
+
+/// Checks, without changing anything, that the database is at [`LATEST`] (for readers such
+/// as `report`, which do not migrate).
+pub async fn check_current(client: &Client) -> Result<(), MigrationError> {
+    let found: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    match found {
+        LATEST => Ok(()),
+        found if found > LATEST => Err(MigrationError::TooNew { found }),
+        found => Err(MigrationError::Behind { found }),
+    }
 }

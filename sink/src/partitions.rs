@@ -1,4 +1,4 @@
-//! Daily range partitions of `check_results` (`check_results_YYYYMMDD`): created ahead of
+//! Daily range partitions of `results` (`results_YYYYMMDD`): created ahead of
 //! time and on demand for a batch's days, dropped whole once older than the retention.
 
 use std::collections::BTreeSet;
@@ -10,7 +10,7 @@ use tokio_postgres::{Client, GenericClient};
 const PARTITION_LOCK: i64 = 0x5157_7061_7274;
 
 fn name(day: NaiveDate) -> String {
-    format!("check_results_{}", day.format("%Y%m%d"))
+    format!("results_{}", day.format("%Y%m%d"))
 }
 
 /// Makes sure a partition exists for each day (cheap when they all do).
@@ -39,7 +39,7 @@ pub async fn ensure_days<C: GenericClient>(
         // Dates are formatted by us, never user input.
         client
             .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} PARTITION OF check_results
+                "CREATE TABLE IF NOT EXISTS {table} PARTITION OF results
                  FOR VALUES FROM ('{day}T00:00:00Z') TO ('{next}T00:00:00Z')"
             ))
             .await?;
@@ -72,7 +72,7 @@ pub async fn drop_older_than(
             "SELECT c.relname FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
              JOIN pg_class p ON p.oid = i.inhparent
-             WHERE p.relname = 'check_results'",
+             WHERE p.relname = 'results'",
             &[],
         )
         .await?
@@ -82,7 +82,7 @@ pub async fn drop_older_than(
     let mut dropped = Vec::new();
     for table in children {
         let Some(day) = table
-            .strip_prefix("check_results_")
+            .strip_prefix("results_")
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
         else {
             continue;

@@ -62,7 +62,7 @@ async fn every_check_the_agent_makes_is_stored_once() {
 
     let r = client
         .query_one(
-            "SELECT count(*), count(DISTINCT check_id), count(DISTINCT site),
+            "SELECT count(*), count(DISTINCT (site, started_at)), count(DISTINCT site),
                     count(*) FILTER (WHERE outcome = 'down' AND error_kind = 'http_status'),
                     count(*) FILTER (WHERE outcome = 'up' AND regex_matched)
              FROM check_results",

@@ -12,9 +12,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::json;
 use sitewatch_checks::MAX_SITE_NAME;
-use sitewatch_sink::decode::decode;
+use sitewatch_sink::decode::{decode, decode_row};
 use sitewatch_sink::migrations;
-use sitewatch_sink::pipeline::{write_batch, Batch, Rejected, Row};
+use sitewatch_sink::pipeline::{write_batch, Batch, Rejected};
 use sitewatch_tests::db::TestDb;
 use sitewatch_tests::fuzz::{budget, mutated_bytes, mutated_json, run_for};
 
@@ -104,17 +104,18 @@ async fn fuzzed_messages_never_panic_the_decoder_and_whatever_it_returns_stores(
     let mut client = db.client().await;
     migrations::migrate(&mut client).await.unwrap();
     let mut offset = 0i64;
-    let mut rows = accepted.into_iter().map(|(_, r)| r).collect::<Vec<_>>();
+    // As the consumer makes them (an unknown error kind keeps its name).
+    let mut rows = accepted
+        .into_iter()
+        .map(|(payload, _)| decode_row(Some(&payload), 0, 0).unwrap())
+        .collect::<Vec<_>>();
     let mut bad = rejected;
     while !rows.is_empty() || !bad.is_empty() {
         let mut batch = Batch::default();
-        for result in rows.drain(..rows.len().min(50)) {
+        for mut row in rows.drain(..rows.len().min(50)) {
             offset += 1;
-            batch.rows.push(Row {
-                partition: 0,
-                offset,
-                result,
-            });
+            row.offset = offset;
+            batch.rows.push(row);
         }
         for (payload, error) in bad.drain(..bad.len().min(50)) {
             offset += 1;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, SubsecRound, Utc};
 use sitewatch_checks::schema::CheckError;
 use sitewatch_checks::{ErrorKind, Outcome};
 use sitewatch_sink::migrations;
@@ -17,7 +17,7 @@ use support::TestDb;
 fn row(offset: i64, site: &str, outcome: Outcome, minutes_ago: i64, total_ms: f64) -> Row {
     let mut r = result(site);
     r.outcome = outcome;
-    r.started_at = Utc::now() - Duration::minutes(minutes_ago);
+    r.started_at = (Utc::now() - Duration::minutes(minutes_ago)).trunc_subsecs(3);
     r.timings_ms.total = total_ms;
     if outcome == Outcome::Down {
         r.error = Some(CheckError {
@@ -25,11 +25,7 @@ fn row(offset: i64, site: &str, outcome: Outcome, minutes_ago: i64, total_ms: f6
             message: "expected 200-399, got 503".into(),
         });
     }
-    Row {
-        partition: 0,
-        offset,
-        result: r,
-    }
+    Row::new(0, offset, r)
 }
 
 async fn filled() -> TestDb {

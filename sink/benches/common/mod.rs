@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use tokio_postgres::Client;
 
-/// Dumps `check_results` to a file, empties the sink's tables, and times a plain
-/// `COPY check_results FROM STDIN` of that file: the ceiling for storing those rows.
+/// Dumps `results` to a file, empties the sink's tables, and times a plain
+/// `COPY results FROM STDIN` of that file: the ceiling for storing those rows.
 pub async fn copy_reference(client: &Client, tag: &str) -> Duration {
     let mut data = Vec::new();
     let out = client
-        .copy_out("COPY (SELECT * FROM check_results) TO STDOUT")
+        .copy_out("COPY (SELECT * FROM results) TO STDOUT")
         .await
         .unwrap();
     futures::pin_mut!(out);
@@ -20,15 +20,12 @@ pub async fn copy_reference(client: &Client, tag: &str) -> Duration {
     let file = std::env::temp_dir().join(format!("{tag}.copy"));
     std::fs::write(&file, &data).unwrap();
     client
-        .batch_execute("TRUNCATE check_results, site_events, sites")
+        .batch_execute("TRUNCATE results, site_events")
         .await
         .unwrap();
     let started = Instant::now();
     let bytes = std::fs::read(&file).unwrap();
-    let sink = client
-        .copy_in("COPY check_results FROM STDIN")
-        .await
-        .unwrap();
+    let sink = client.copy_in("COPY results FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);
     sink.send(bytes::Bytes::from(bytes)).await.unwrap();
     sink.close().await.unwrap();

@@ -1,7 +1,7 @@
 //! What one transaction stores: the decoded results of a run of Kafka messages and the
 //! messages that did not decode.
 
-use sitewatch_checks::CheckResult;
+use sitewatch_checks::{CheckResult, ErrorKind};
 
 /// A decoded message with where it came from.
 #[derive(Debug, Clone)]
@@ -12,6 +12,30 @@ pub struct Row {
     pub offset: i64,
     /// The result.
     pub result: CheckResult,
+    /// The error kind's name as sent, when this build does not know it
+    /// ([`ErrorKind::Other`]): a newer agent's kind is stored under its own name.
+    pub unknown_error_kind: Option<String>,
+}
+
+impl Row {
+    /// A result whose error kind (if any) this build knows.
+    pub fn new(partition: i32, offset: i64, result: CheckResult) -> Self {
+        Row {
+            partition,
+            offset,
+            result,
+            unknown_error_kind: None,
+        }
+    }
+
+    /// The error kind's name to store, if the result has an error.
+    pub fn error_kind(&self) -> Option<&str> {
+        let error = self.result.error.as_ref()?;
+        match (error.kind, &self.unknown_error_kind) {
+            (ErrorKind::Other, Some(name)) => Some(name),
+            (kind, _) => Some(kind.as_str()),
+        }
+    }
 }
 
 /// A message that could not be decoded.

@@ -12,5 +12,5 @@ mod write;
 
 pub use batch::{Batch, Rejected, Row};
 pub use step::{Step, StepError, StepFuture, Stored, StoredResult};
-pub use store::InsertMethod;
+pub use store::{InsertMethod, COLUMNS as RESULT_COLUMNS, COLUMN_TYPES as RESULT_COLUMN_TYPES};
 pub use write::{write_batch, write_batch_with, Pipeline, WriteError, WriteStats};

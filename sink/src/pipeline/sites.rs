@@ -1,5 +1,7 @@
-//! Step: `sites` upserts and `site_events` for every change of a site's outcome, in three
-//! statements per batch whatever the number of sites (lock, insert events, upsert).
+//! Step: each site's latest facts in `sites` (URL, last seen, regex pattern, certificate
+//! expiry, last error, current outcome) and a `site_events` row for every change of a
+//! site's outcome, in `started_at` order: three statements per batch whatever the number
+//! of sites (read, insert events, update). The sites are locked by the store step.
 
 use std::collections::HashMap;
 
@@ -8,7 +10,7 @@ use sitewatch_checks::CheckResult;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::step::{Step, StepFuture, Stored};
+use super::step::{Step, StepFuture, Stored, StoredResult};
 
 /// Keeps `sites` current and records outcome changes in `site_events`.
 pub(super) struct SitesAndEvents;
@@ -19,42 +21,26 @@ impl Step for SitesAndEvents {
     }
 
     fn apply<'a>(&'a self, tx: &'a Transaction<'a>, stored: &'a Stored<'a>) -> StepFuture<'a> {
-        Box::pin(async move { Ok(record_sites_and_events(tx, stored).await?) })
+        Box::pin(async move { Ok(record(tx, stored).await?) })
     }
 }
-
-type Inserted<'a> = &'a CheckResult;
 
 /// A site's state as stored before this batch.
 struct Known {
-    outcome: String,
-    last_change: DateTime<Utc>,
+    outcome: Option<String>,
+    last_change: Option<DateTime<Utc>>,
 }
 
-/// Upserts `sites` and records an event for every outcome change, in `started_at` order.
-/// The batch's site rows are locked (in name order, so concurrent sinks cannot deadlock)
-/// until commit, so sinks overlapping during a rebalance serialise per site.
-async fn record_sites_and_events(
-    tx: &Transaction<'_>,
-    stored: &Stored<'_>,
-) -> Result<u64, tokio_postgres::Error> {
+/// Records events for every outcome change and updates `sites`; returns the events recorded.
+async fn record(tx: &Transaction<'_>, stored: &Stored<'_>) -> Result<u64, tokio_postgres::Error> {
     if stored.is_empty() {
         return Ok(0);
     }
-    // Stored results come in site order, so the names are sorted too.
-    let by_site: Vec<(&str, Vec<Inserted<'_>>)> = stored
-        .by_site()
-        .map(|run| {
-            let site = run[0].result.site.as_str();
-            (site, run.iter().map(|s| s.result).collect())
-        })
-        .collect();
-    let names: Vec<&str> = by_site.iter().map(|(site, _)| *site).collect();
-    let known: HashMap<String, Known> = tx
+    let ids: Vec<i32> = stored.by_site().map(|run| run[0].site_id).collect();
+    let known: HashMap<i32, Known> = tx
         .query(
-            "SELECT name, current_outcome, last_change_at FROM sites
-             WHERE name = ANY($1) ORDER BY name FOR UPDATE",
-            &[&names],
+            "SELECT id, current_outcome, last_change_at FROM sites WHERE id = ANY($1)",
+            &[&ids],
         )
         .await?
         .into_iter()
@@ -71,27 +57,45 @@ async fn record_sites_and_events(
 
     let mut events = Events::default();
     let mut sites = Sites::default();
-    for (site, mut rows) in by_site {
-        rows.sort_by_key(|r| (r.started_at, r.check_id));
-        let before = known.get(site);
-        let mut current: Option<&str> = before.map(|k| k.outcome.as_str());
-        let mut last_change = before.map(|k| k.last_change);
-        for row in &rows {
-            if current != Some(row.outcome.as_str()) {
-                events.push(site, current, row);
-                current = Some(row.outcome.as_str());
-                last_change = Some(row.started_at);
+    for run in stored.by_site() {
+        // A site's results from every location, in time order.
+        let mut rows: Vec<&StoredResult<'_>> = run.iter().collect();
+        rows.sort_by_key(|s| (s.result.started_at, s.agent_id));
+        let site = run[0].site_id;
+        let before = known.get(&site);
+        let mut current: Option<&str> = before.and_then(|k| k.outcome.as_deref());
+        let mut last_change = before.and_then(|k| k.last_change);
+        for s in &rows {
+            let outcome = s.result.outcome.as_str();
+            if current != Some(outcome) {
+                events.push(current, s.result);
+                current = Some(outcome);
+                last_change = Some(s.result.started_at);
             }
         }
-        let (first, last) = (rows[0], rows[rows.len() - 1]);
-        sites.name.push(site);
+        let (first, last) = (rows[0].result, rows[rows.len() - 1].result);
+        let error = rows.iter().rev().find(|s| s.result.error.is_some());
+        sites.id.push(site);
         sites.url.push(last.url.as_str());
         sites.first_seen.push(first.started_at);
         sites.last_seen.push(last.started_at);
+        sites
+            .regex_pattern
+            .push(last.regex.as_ref().map(|g| g.pattern.as_str()));
+        sites
+            .tls_not_after
+            .push(last.tls.as_ref().map(|t| t.cert_not_after));
         sites.outcome.push(current.unwrap_or(last.outcome.as_str()));
         sites
             .last_change
             .push(last_change.unwrap_or(first.started_at));
+        sites.error_at.push(error.map(|s| s.result.started_at));
+        sites.error_kind.push(error.and_then(|s| s.error_kind));
+        sites.error_message.push(
+            error
+                .and_then(|s| s.result.error.as_ref())
+                .map(|e| e.message.as_str()),
+        );
     }
 
     let recorded = events.site.len() as u64;
@@ -111,22 +115,41 @@ async fn record_sites_and_events(
         )
         .await?;
     }
+    // Facts of a batch older than what is stored (a late result) do not replace newer ones.
     tx.execute(
-        "INSERT INTO sites (name, url, first_seen, last_seen, current_outcome, last_change_at)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                              $5::text[], $6::timestamptz[])
-         ON CONFLICT (name) DO UPDATE SET
-             url = EXCLUDED.url,
-             last_seen = GREATEST(sites.last_seen, EXCLUDED.last_seen),
-             current_outcome = EXCLUDED.current_outcome,
-             last_change_at = EXCLUDED.last_change_at",
+        "UPDATE sites s SET
+             url = CASE WHEN u.last_seen >= s.last_seen THEN u.url ELSE s.url END,
+             regex_pattern = CASE WHEN u.last_seen >= s.last_seen THEN u.regex_pattern
+                                  ELSE s.regex_pattern END,
+             tls_not_after = CASE WHEN u.last_seen >= s.last_seen THEN u.tls_not_after
+                                  ELSE s.tls_not_after END,
+             first_seen = LEAST(s.first_seen, u.first_seen),
+             last_seen = GREATEST(s.last_seen, u.last_seen),
+             current_outcome = u.outcome,
+             last_change_at = u.last_change,
+             last_error_kind = CASE WHEN u.error_at > coalesce(s.last_error_at, '-infinity')
+                                    THEN u.error_kind ELSE s.last_error_kind END,
+             last_error_message = CASE WHEN u.error_at > coalesce(s.last_error_at, '-infinity')
+                                       THEN u.error_message ELSE s.last_error_message END,
+             last_error_at = GREATEST(s.last_error_at, u.error_at)
+         FROM UNNEST($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+                     $6::timestamptz[], $7::text[], $8::timestamptz[], $9::timestamptz[],
+                     $10::text[], $11::text[])
+              AS u(id, url, first_seen, last_seen, regex_pattern, tls_not_after, outcome,
+                   last_change, error_at, error_kind, error_message)
+         WHERE s.id = u.id",
         &[
-            &sites.name,
+            &sites.id,
             &sites.url,
             &sites.first_seen,
             &sites.last_seen,
+            &sites.regex_pattern,
+            &sites.tls_not_after,
             &sites.outcome,
             &sites.last_change,
+            &sites.error_at,
+            &sites.error_kind,
+            &sites.error_message,
         ],
     )
     .await?;
@@ -145,8 +168,8 @@ struct Events<'a> {
 }
 
 impl<'a> Events<'a> {
-    fn push(&mut self, site: &'a str, previous: Option<&'a str>, row: Inserted<'a>) {
-        self.site.push(site);
+    fn push(&mut self, previous: Option<&'a str>, row: &'a CheckResult) {
+        self.site.push(row.site.as_str());
         self.previous.push(previous);
         self.new.push(row.outcome.as_str());
         self.at.push(row.started_at);
@@ -156,13 +179,18 @@ impl<'a> Events<'a> {
     }
 }
 
-/// `sites` rows, column by column.
+/// `sites` updates, column by column.
 #[derive(Default)]
 struct Sites<'a> {
-    name: Vec<&'a str>,
+    id: Vec<i32>,
     url: Vec<&'a str>,
     first_seen: Vec<DateTime<Utc>>,
     last_seen: Vec<DateTime<Utc>>,
+    regex_pattern: Vec<Option<&'a str>>,
+    tls_not_after: Vec<Option<DateTime<Utc>>>,
     outcome: Vec<&'a str>,
     last_change: Vec<DateTime<Utc>>,
+    error_at: Vec<Option<DateTime<Utc>>>,
+    error_kind: Vec<Option<&'a str>>,
+    error_message: Vec<Option<&'a str>>,
 }

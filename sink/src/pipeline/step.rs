@@ -11,25 +11,34 @@ use tokio_postgres::Transaction;
 /// A result this transaction stored: not a redelivery, so every step counts it once.
 #[derive(Debug, Clone, Copy)]
 pub struct StoredResult<'a> {
+    /// `sites.id` (the site's row is locked by this transaction).
+    pub site_id: i32,
+    /// `locations.id` of where it was checked from.
+    pub location_id: i16,
+    /// `agents.id` of the agent that checked.
+    pub agent_id: i16,
     /// Where it was checked from: the agent's `location`, else the agent's name.
     pub location: &'a str,
     /// The result as decoded.
     pub result: &'a CheckResult,
+    /// Its error kind's name as stored (a newer agent's kind under its own name).
+    pub error_kind: Option<&'a str>,
 }
 
 impl StoredResult<'_> {
     /// The order steps see results in.
-    fn order_key(&self) -> (&str, &str, chrono::DateTime<chrono::Utc>, &str) {
+    fn order_key(&self) -> (i32, i16, chrono::DateTime<chrono::Utc>, i16) {
         (
-            self.result.site.as_str(),
-            self.location,
+            self.site_id,
+            self.location_id,
             self.result.started_at,
-            self.result.agent.as_str(),
+            self.agent_id,
         )
     }
 }
 
-/// The batch's newly stored results, ordered by site, location, `started_at` (then agent).
+/// The batch's newly stored results, ordered by site, location, `started_at` (then agent),
+/// sites and locations by id.
 #[derive(Debug, Default)]
 pub struct Stored<'a> {
     results: Vec<StoredResult<'a>>,
@@ -38,7 +47,7 @@ pub struct Stored<'a> {
 impl<'a> Stored<'a> {
     /// Orders `results` for the steps.
     pub(crate) fn new(mut results: Vec<StoredResult<'a>>) -> Self {
-        results.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+        results.sort_by_key(StoredResult::order_key);
         Stored { results }
     }
 

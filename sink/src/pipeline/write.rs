@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use super::batch::Batch;
 use super::rejected;
 use super::sites::SitesAndEvents;
-use super::step::{Step, StepError, Stored, StoredResult};
+use super::step::{Step, StepError, Stored};
 use super::store::{self, InsertMethod};
 use crate::partitions;
 
@@ -123,15 +123,13 @@ impl Pipeline {
         let tx = client.transaction().await?;
         let days = batch.rows.iter().map(|r| r.result.started_at.date_naive());
         partitions::ensure_days(&tx, days).await?;
-        let new = store::store(&tx, &batch.rows, method).await?;
-        let stored = Stored::new(
-            new.iter()
-                .map(|row| StoredResult {
-                    location: row.result.location.as_deref().unwrap_or(&row.result.agent),
-                    result: &row.result,
-                })
-                .collect(),
-        );
+        let stored = store::store(&tx, &batch.rows, method)
+            .await
+            .map_err(|error| WriteError::Step {
+                step: "store",
+                error,
+            })?;
+        let stored = Stored::new(stored);
         let mut stats = WriteStats {
             inserted: stored.len() as u64,
             ..WriteStats::default()

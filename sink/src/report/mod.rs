@@ -4,5 +4,5 @@
 mod query;
 mod render;
 
-pub use query::{load, Event, Report, SiteReport};
+pub use query::{load, Event, Report, ReportError, SiteReport};
 pub use render::text;

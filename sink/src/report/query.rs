@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use crate::{codes, migrations};
+
 /// Events listed per site, newest kept.
 const EVENTS_PER_SITE: i64 = 5;
 
@@ -68,31 +70,43 @@ pub struct Event {
     pub reason: Option<String>,
 }
 
+/// Why the report could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The database is not at this build's schema.
+    #[error("{0}")]
+    Schema(#[from] migrations::MigrationError),
+    /// A query failed.
+    #[error("{0}")]
+    Db(#[from] tokio_postgres::Error),
+}
+
 /// Reads the report for results since `since`.
-pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, tokio_postgres::Error> {
+pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, ReportError> {
+    migrations::check_current(client).await?;
     let rows = client
         .query(
-            "SELECT s.name, s.url, s.current_outcome, s.last_change_at, s.last_seen,
+            "SELECT s.name, s.url, coalesce(s.current_outcome, 'unknown'),
+                    coalesce(s.last_change_at, s.first_seen), s.last_seen,
                     w.checks, w.down, w.degraded, w.p50, w.p95,
-                    e.error_kind, e.error_message, e.started_at
+                    e.kind, e.message, e.at
              FROM sites s
              LEFT JOIN LATERAL (
                  SELECT count(*) AS checks,
-                        count(*) FILTER (WHERE outcome = 'down') AS down,
-                        count(*) FILTER (WHERE outcome = 'degraded') AS degraded,
-                        percentile_cont(0.5) WITHIN GROUP (ORDER BY total_ms) AS p50,
-                        percentile_cont(0.95) WITHIN GROUP (ORDER BY total_ms) AS p95
-                 FROM check_results c
-                 WHERE c.site = s.name AND c.started_at >= $1
+                        count(*) FILTER (WHERE outcome = $2) AS down,
+                        count(*) FILTER (WHERE outcome = $3) AS degraded,
+                        percentile_cont(0.5) WITHIN GROUP (ORDER BY total_us) / 1000 AS p50,
+                        percentile_cont(0.95) WITHIN GROUP (ORDER BY total_us) / 1000 AS p95
+                 FROM results r
+                 WHERE r.site_id = s.id AND r.started_at >= $1
              ) w ON true
              LEFT JOIN LATERAL (
-                 SELECT error_kind, error_message, started_at
-                 FROM check_results c
-                 WHERE c.site = s.name AND c.started_at >= $1 AND c.error_kind IS NOT NULL
-                 ORDER BY started_at DESC LIMIT 1
+                 SELECT s.last_error_kind AS kind, s.last_error_message AS message,
+                        s.last_error_at AS at
+                 WHERE s.last_error_at >= $1
              ) e ON true
              ORDER BY s.name",
-            &[&since],
+            &[&since, &codes::DOWN, &codes::DEGRADED],
         )
         .await?;
     let mut events: BTreeMap<String, Vec<Event>> = BTreeMap::new();

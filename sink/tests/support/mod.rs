@@ -58,10 +58,14 @@ pub async fn produce(broker: &Broker, topic: &str, payloads: Vec<(String, Vec<u8
     }
 }
 
+/// `n` results over sites a, b and c, a millisecond apart (a check is identified by its
+/// site, agent and start, so two results of one site never share a start).
 pub fn results(n: usize) -> Vec<(String, Vec<u8>)> {
+    let start = chrono::Utc::now() - chrono::Duration::milliseconds(n as i64);
     (0..n)
         .map(|i| {
-            let r = result(["a", "b", "c"][i % 3]);
+            let mut r = result(["a", "b", "c"][i % 3]);
+            r.started_at = start + chrono::Duration::milliseconds(i as i64);
             (r.site.clone(), serde_json::to_vec(&r).unwrap())
         })
         .collect()
