@@ -1,48 +1,62 @@
-//! The agent's top level: load config, wire scheduler → publisher, handle signals.
+//! The agent's top level: load config, wire scheduler → publisher, handle signals
+//! (stop, and reload in the daemon).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sitewatch_checks::ops::watch_signals;
-use sitewatch_checks::probe::Prober;
+use sitewatch_checks::ops::{watch_signals, EXIT_INTERRUPTED};
 use sitewatch_checks::spec::CheckSpec;
 use sitewatch_checks::Outcome;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::check::Checker;
 use crate::cli::Cli;
 use crate::config::{self, AgentConfig, EXIT_CONFIG};
-use crate::ops::{AgentMetrics, AgentOps};
 use crate::publisher::Publisher;
-use crate::scheduler::{self, Limits, SchedulerStats};
-
-/// Results buffered between the scheduler and the output before checks wait.
-const RESULT_QUEUE: usize = 1024;
 
 /// How long the publisher may take to deliver what is queued at exit.
-const PUBLISH_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+pub const PUBLISH_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Exit code when results could not be delivered before exit (sysexits EX_TEMPFAIL).
+pub const EXIT_UNSENT: u8 = 75;
 
 /// Entry point used by `main.rs`.
 pub async fn main(cli: Cli) -> ExitCode {
-    let mut config = match config::load(&cli.config) {
+    let config = match crate::reload::load(&cli.config) {
         Ok(config) => config,
         Err(errors) => {
             eprint!("{errors}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(errors) = crate::plugins::attach(&mut config) {
-        eprint!("{errors}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
     if cli.check_config {
         print!("{}", config::render(&config));
         return ExitCode::SUCCESS;
     }
     let shutdown = CancellationToken::new();
-    watch_signals(shutdown.clone(), None, "finishing in-flight checks");
-    match run(config, cli.once, shutdown).await {
+    let mut options = RunOptions {
+        once: cli.once,
+        reload: None,
+    };
+    if cli.once {
+        watch_signals(shutdown.clone(), None, "finishing the checks running");
+    } else {
+        let (tx, rx) = mpsc::unbounded_channel();
+        watch_signals(
+            shutdown.clone(),
+            Some(tx.clone()),
+            "finishing in-flight checks",
+        );
+        options.reload = Some(ReloadSource {
+            paths: cli.config.clone(),
+            requests: rx,
+            requester: tx,
+        });
+    }
+    match run_with(config, options, shutdown).await {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -51,13 +65,57 @@ pub async fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// Runs the agent until `shutdown` (or, with `once`, until every site was checked once).
+/// Where reload requests come from, and which files to load again.
+pub struct ReloadSource {
+    /// The config paths given at start.
+    pub paths: Vec<PathBuf>,
+    /// Reload requests (SIGHUP, changed files).
+    pub requests: mpsc::UnboundedReceiver<()>,
+    /// For the config-file watcher to ask with.
+    pub requester: mpsc::UnboundedSender<()>,
+}
+
+/// How to run.
+pub struct RunOptions {
+    /// Check every site once and exit.
+    pub once: bool,
+    /// Reload on request (daemon only); `None`: never.
+    pub reload: Option<ReloadSource>,
+}
+
+/// Runs the agent until `shutdown` (or, with `once`, until every site was checked once),
+/// without reloading.
 ///
-/// Returns exit code 1 in `once` mode when any site is down, and [`EXIT_UNSENT`] when
-/// results could not be delivered before exit.
+/// Returns exit code 1 in `once` mode when any site is down, [`EXIT_INTERRUPTED`] when
+/// `once` was stopped before every site was checked, and [`EXIT_UNSENT`] when results
+/// could not be delivered before exit.
 pub async fn run(
     config: AgentConfig,
     once: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let options = RunOptions { once, reload: None };
+    run_with(config, options, shutdown).await
+}
+
+/// [`run`], with reloading when `options.reload` is given.
+pub async fn run_with(
+    config: AgentConfig,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    // Start-up does not wait for Kafka: checks begin at once, results queue (or spool).
+    let publisher = Publisher::from_config(config.kafka.as_ref()).await?;
+    tracing::info!(sites = config.sites.len(), agent = %config.agent.name, "sitewatch agent starting");
+    if options.once {
+        return once(config, publisher, shutdown).await;
+    }
+    crate::daemon::run(config, publisher, options.reload, shutdown).await
+}
+
+async fn once(
+    config: AgentConfig,
+    publisher: Publisher,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     let specs: Vec<Arc<CheckSpec>> = config
@@ -65,102 +123,45 @@ pub async fn run(
         .iter()
         .map(|s| Arc::new(s.spec.clone()))
         .collect();
-    let publisher = Publisher::from_config(config.kafka.as_ref()).await?;
-    let prober = Arc::new(Prober::new(
-        config.agent.name.clone(),
-        config.agent.location.clone(),
-    ));
-    let check = move |spec: Arc<CheckSpec>| {
-        let prober = prober.clone();
-        async move { prober.check(&spec).await }
-    };
-    tracing::info!(sites = specs.len(), agent = %config.agent.name, "sitewatch agent starting");
-
-    if once {
-        let results = scheduler::run_once(specs, check, config.agent.max_concurrency).await;
-        let any_down = results.iter().any(|r| r.outcome == Outcome::Down);
-        for result in results {
-            // A failure is logged by the publisher; the exit code reports the sites.
-            let _ = publisher.publish(result).await;
-        }
-        // Closing writes out whatever flushing puts off.
-        let _ = publisher.flush();
-        if let Some(code) = report_unsent(publisher.close(PUBLISH_FLUSH_DEADLINE).await) {
-            return Ok(code);
-        }
-        return Ok(if any_down {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        });
+    let sites = specs.len();
+    let checker = Checker::new(&config.agent);
+    let run = crate::once::run_once(
+        specs,
+        move |spec| checker.check(spec, None),
+        config.agent.max_concurrency,
+        shutdown,
+        config.agent.shutdown_grace,
+    )
+    .await;
+    let any_down = run.results.iter().any(|r| r.outcome == Outcome::Down);
+    let checked = run.results.len();
+    for result in run.results {
+        // A failure is logged by the publisher; the exit code reports the sites.
+        let _ = publisher.publish(result).await;
     }
-
-    let metrics = Arc::new(AgentMetrics::default());
-    metrics.sites.set(specs.len() as i64);
-    let scheduler_stats = Arc::new(SchedulerStats::default());
-    if let Some(addr) = config.agent.listen {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {addr} for /healthz and /metrics: {e}")
-        })?;
-        tracing::info!(%addr, "serving /healthz and /metrics");
-        let state = Arc::new(AgentOps {
-            metrics: metrics.clone(),
-            scheduler: scheduler_stats.clone(),
-            kafka: publisher.kafka_stats(),
-            spool: publisher.spool_stats(),
-        });
-        let stop = shutdown.clone();
-        tokio::spawn(sitewatch_checks::ops::serve(listener, state, async move {
-            stop.cancelled().await
-        }));
-    }
-
-    let (tx, mut rx) = mpsc::channel::<sitewatch_checks::CheckResult>(RESULT_QUEUE);
-    let forward_metrics = metrics.clone();
-    let forward = tokio::spawn(async move {
-        // When a put-off flush is due.
-        let mut flush_at = None;
-        loop {
-            let received = match flush_at {
-                None => rx.recv().await,
-                Some(at) => tokio::select! {
-                    received = rx.recv() => received,
-                    _ = tokio::time::sleep_until(at) => {
-                        flush_at = publisher.flush();
-                        continue;
-                    }
-                },
-            };
-            let Some(result) = received else { break };
-            tracing::debug!(site = %result.site, started_at = %result.started_at.timestamp_millis(), check_id = %result.check_id, outcome = ?result.outcome, "check finished");
-            forward_metrics.record(&result);
-            forward_metrics.queue_depth.set(rx.len() as i64);
-            if publisher.publish(result).await.is_err() {
-                forward_metrics.publish_failures.inc();
-            }
-            if rx.is_empty() {
-                flush_at = publisher.flush();
-            }
-        }
-        publisher.close(PUBLISH_FLUSH_DEADLINE).await
-    });
-    let limits = Limits {
-        max_concurrency: config.agent.max_concurrency,
-        shutdown_grace: config.agent.shutdown_grace,
-    };
-    scheduler::run(specs, check, tx, limits, shutdown, scheduler_stats).await;
-    if let Some(code) = report_unsent(forward.await?) {
+    // Closing writes out whatever flushing puts off.
+    let _ = publisher.flush();
+    if let Some(code) = report_unsent(publisher.close(PUBLISH_FLUSH_DEADLINE).await) {
         return Ok(code);
     }
-    tracing::info!("sitewatch agent stopped");
-    Ok(ExitCode::SUCCESS)
+    if run.interrupted {
+        tracing::warn!(
+            checked,
+            abandoned = run.abandoned,
+            not_checked = sites - checked,
+            "--once stopped by a signal before every site was checked (exit {EXIT_INTERRUPTED})"
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    Ok(if any_down {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-/// Exit code when results could not be delivered before exit (sysexits EX_TEMPFAIL).
-pub const EXIT_UNSENT: u8 = 75;
-
 /// Logs undelivered results; `Some(exit code)` when there were any.
-fn report_unsent(unsent: usize) -> Option<ExitCode> {
+pub(crate) fn report_unsent(unsent: usize) -> Option<ExitCode> {
     (unsent > 0).then(|| {
         tracing::error!(unsent, "results could not be delivered before exit");
         ExitCode::from(EXIT_UNSENT)

@@ -12,5 +12,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    runtime.block_on(sitewatch_agent::app::main(cli))
+    let code = runtime.block_on(sitewatch_agent::app::main(cli));
+    // Checks abandoned at shutdown may leave a plugin call running on a blocking thread
+    // (up to its own deadline): exit without waiting for it.
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+    code
 }
+
+/// How long exiting waits for work still running outside the checks (blocking threads).
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);

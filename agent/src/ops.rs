@@ -46,6 +46,12 @@ pub struct AgentOps {
     pub metrics: Arc<AgentMetrics>,
     /// Scheduler counters.
     pub scheduler: Arc<SchedulerStats>,
+    /// Config reload counters.
+    pub reload: Arc<crate::reload::ReloadMetrics>,
+    /// The agent's own load.
+    pub overload: Arc<crate::overload::Overload>,
+    /// The cap on checks running at once.
+    pub limit: Arc<crate::limit::ConcurrencyLimit>,
     /// Kafka delivery state, when publishing to Kafka.
     pub kafka: Option<Arc<crate::publisher::KafkaStats>>,
     /// Disk spool state, when results are spooled.
@@ -54,6 +60,14 @@ pub struct AgentOps {
 
 impl OpsState for AgentOps {
     fn ready(&self) -> Result<(), String> {
+        if self.overload.overloaded() {
+            return Err(format!(
+                "the agent is overloaded (checks start late or wait for CPU; {} of {} check slots busy): \
+                 its results are marked (agent_lag_ms, agent_stall_ms) and must not count against sites",
+                self.limit.in_use(),
+                self.limit.limit()
+            ));
+        }
         match &self.kafka {
             Some(k) if !k.broker_up.load(Ordering::Relaxed) => Err(match self.spool {
                 Some(_) => {
@@ -109,6 +123,61 @@ impl OpsState for AgentOps {
             m.queue_depth.get() as f64,
         );
         t.gauge("sitewatch_sites", "Sites configured.", m.sites.get() as f64);
+        let o = &self.overload;
+        t.gauge(
+            "sitewatch_agent_overloaded",
+            "1 while the agent itself is the bottleneck (signs within the last 30 s), else 0.",
+            if o.overloaded() { 1.0 } else { 0.0 },
+        );
+        t.counter_f64(
+            "sitewatch_agent_stall_seconds_total",
+            "Time the agent could not run work that was ready (its CPU was taken).",
+            sitewatch_checks::probe::StallClock::stalled(o.stall.as_ref()).as_secs_f64(),
+        );
+        t.counter(
+            "sitewatch_checks_late_total",
+            "Checks that started 250 ms or more after their slot (agent behind schedule).",
+            None,
+            &[("", o.late_checks.get())],
+        );
+        t.counter(
+            "sitewatch_checks_stalled_total",
+            "Checks the agent could not run for 250 ms or more while they were in flight.",
+            None,
+            &[("", o.stalled_checks.get())],
+        );
+        t.counter(
+            "sitewatch_checks_not_judged_total",
+            "Checks that could not be judged because of the agent (error kind agent_overloaded).",
+            None,
+            &[("", o.not_judged.get())],
+        );
+        t.gauge(
+            "sitewatch_checks_running",
+            "Checks running now.",
+            self.limit.in_use() as f64,
+        );
+        t.gauge(
+            "sitewatch_max_concurrency",
+            "The cap on checks running at once (agent.max_concurrency).",
+            self.limit.limit() as f64,
+        );
+        t.counter(
+            "sitewatch_config_reload_failures_total",
+            "Config reloads refused because the new config was invalid.",
+            None,
+            &[("", self.reload.failures.get())],
+        );
+        t.gauge(
+            "sitewatch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load (start or reload).",
+            self.reload.last_success.load(Ordering::Relaxed) as f64,
+        );
+        t.gauge(
+            "sitewatch_config_last_reload_successful",
+            "Whether the last config reload succeeded (1) or was refused (0).",
+            self.reload.last_successful.get() as f64,
+        );
         if let Some(k) = &self.kafka {
             t.counter(
                 "sitewatch_kafka_delivered_total",

@@ -1,25 +1,29 @@
 //! When checks run: each site on its own fixed-rate timeline.
 //!
-//! Site `i` of `n` starts at `interval * i / n` (no thundering herd at start-up),
-//! then every `interval` measured from its slots, not from when the last check
-//! finished, so there is no drift. One task per site runs its checks one after
-//! another, so a site is never checked twice at once; a check that overruns
-//! makes the missed slots be skipped (and counted). A semaphore caps the checks
-//! running at once across all sites.
+//! Site `i` of `n` starts at `interval * i / n` (no thundering herd at start-up, nor when
+//! a reload adds sites), then every `interval` measured from its slots, not from when the
+//! last check finished, so there is no drift. One task per site runs its checks one after
+//! another, so a site is never checked twice at once (a changed site's new timeline waits
+//! for the old one's check in flight); a check that overruns makes the missed slots be
+//! skipped (and counted). A [`ConcurrencyLimit`] caps the checks running at once across
+//! all sites.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use sitewatch_checks::ops::Histogram;
 use sitewatch_checks::spec::CheckSpec;
 use sitewatch_checks::CheckResult;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::limit::ConcurrencyLimit;
+use crate::throttle::Throttle;
 
 /// Bounds (seconds) for how late a check starts against its slot.
 pub const LATENESS_BUCKETS: &[f64] = &[
@@ -57,40 +61,6 @@ impl Default for SchedulerStats {
 /// At most one "skipping missed slots" warning per this period, with the running total.
 const OVERRUN_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Lets an event through at most once per period, from any thread, without a lock.
-#[derive(Debug)]
-struct Throttle {
-    epoch: std::time::Instant,
-    period_ms: u64,
-    /// Milliseconds after `epoch` of the last event let through, plus one (0: none yet).
-    last: AtomicU64,
-}
-
-impl Throttle {
-    fn new(period: Duration) -> Self {
-        Throttle {
-            epoch: std::time::Instant::now(),
-            period_ms: u64::try_from(period.as_millis()).unwrap_or(u64::MAX),
-            last: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether an event happening now is let through.
-    fn allow(&self) -> bool {
-        let now = u64::try_from(self.epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        let last = self.last.load(Ordering::Relaxed);
-        if last != 0 && now < last.saturating_add(self.period_ms) {
-            return false;
-        }
-        // Of threads racing past the check, one wins.
-        self.last
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    }
-}
-
 /// Scheduler limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -100,12 +70,165 @@ pub struct Limits {
     pub shutdown_grace: Duration,
 }
 
+/// What the scheduler tells a check about its start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Started {
+    /// How late the check started against its slot (waiting for a permit included).
+    pub lag: Duration,
+}
+
 /// Offset of site `index` of `count` within its first interval.
 fn spread_offset(interval: Duration, index: usize, count: usize) -> Duration {
     if count == 0 {
         return Duration::ZERO;
     }
     interval.mul_f64(index as f64 / count as f64)
+}
+
+/// What [`Scheduler::apply`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Sites started.
+    pub added: usize,
+    /// Sites stopped (after their check in flight).
+    pub removed: usize,
+    /// Sites restarted with a new definition.
+    pub changed: usize,
+    /// Sites left running as they were.
+    pub unchanged: usize,
+}
+
+/// A site's running timeline.
+struct Timeline {
+    spec: Arc<CheckSpec>,
+    /// Stops the timeline after its check in flight.
+    stop: CancellationToken,
+    /// Cancelled once the timeline's task has ended (however it ended).
+    ended: CancellationToken,
+}
+
+/// The set of site timelines, changeable while it runs.
+pub struct Scheduler<F> {
+    check: F,
+    results: mpsc::Sender<CheckResult>,
+    limit: Arc<ConcurrencyLimit>,
+    shutdown: CancellationToken,
+    stats: Arc<SchedulerStats>,
+    timelines: HashMap<String, Timeline>,
+    tasks: JoinSet<()>,
+}
+
+impl<F, Fut> Scheduler<F>
+where
+    F: Fn(Arc<CheckSpec>, Started) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = CheckResult> + Send + 'static,
+{
+    /// A scheduler with no sites yet; results go to `results` until `shutdown`.
+    pub fn new(
+        check: F,
+        results: mpsc::Sender<CheckResult>,
+        limit: Arc<ConcurrencyLimit>,
+        shutdown: CancellationToken,
+        stats: Arc<SchedulerStats>,
+    ) -> Self {
+        Scheduler {
+            check,
+            results,
+            limit,
+            shutdown,
+            stats,
+            timelines: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Sites running now.
+    pub fn sites(&self) -> usize {
+        self.timelines.len()
+    }
+
+    /// Makes `sites` the running set. A site is unchanged when it is given as the very
+    /// same `Arc` as before (the caller decides what counts as a change); other known
+    /// names are restarted with their new definition once their check in flight ends;
+    /// new names start; missing names stop after their check in flight. New and
+    /// restarted timelines are spread over their intervals from now.
+    pub fn apply(&mut self, sites: Vec<Arc<CheckSpec>>) -> Changes {
+        // Reap timelines that have ended, so the task set does not grow with reloads.
+        while self.tasks.try_join_next().is_some() {}
+        let mut changes = Changes::default();
+        let mut keep = HashMap::with_capacity(sites.len());
+        let mut starting = Vec::new();
+        for spec in sites {
+            match self.timelines.remove(&spec.name) {
+                Some(old) if Arc::ptr_eq(&old.spec, &spec) => {
+                    changes.unchanged += 1;
+                    keep.insert(spec.name.clone(), old);
+                }
+                Some(old) => {
+                    changes.changed += 1;
+                    old.stop.cancel();
+                    starting.push((spec, Some(old.ended)));
+                }
+                None => {
+                    changes.added += 1;
+                    starting.push((spec, None));
+                }
+            }
+        }
+        for (_, gone) in self.timelines.drain() {
+            changes.removed += 1;
+            gone.stop.cancel();
+        }
+        let now = Instant::now();
+        let count = starting.len();
+        for (index, (spec, after)) in starting.into_iter().enumerate() {
+            let first_slot = now + spread_offset(spec.interval, index, count);
+            let stop = self.shutdown.child_token();
+            let ended = CancellationToken::new();
+            let site = SiteLoop {
+                spec: spec.clone(),
+                check: self.check.clone(),
+                results: self.results.clone(),
+                limit: self.limit.clone(),
+                stop: stop.clone(),
+                stats: self.stats.clone(),
+            };
+            let guard = ended.clone().drop_guard();
+            self.tasks.spawn(async move {
+                let _ended = guard;
+                if let Some(previous) = after {
+                    // Never two checks of one site at once.
+                    previous.cancelled().await;
+                }
+                site.run(first_slot).await;
+            });
+            keep.insert(spec.name.clone(), Timeline { spec, stop, ended });
+        }
+        self.timelines = keep;
+        changes
+    }
+
+    /// After `shutdown` is cancelled: waits up to `grace` for checks in flight (their
+    /// results are still sent), then abandons the rest, counted.
+    pub async fn drain(mut self, grace: Duration) {
+        drop(self.results);
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            let left = self.tasks.len() as u64;
+            self.stats
+                .checks_abandoned
+                .fetch_add(left, Ordering::Relaxed);
+            tracing::warn!(
+                checks = left,
+                ?grace,
+                "abandoning checks still running at shutdown"
+            );
+            self.tasks.shutdown().await;
+        }
+    }
 }
 
 /// Runs every site on schedule until `shutdown` is cancelled, sending each result to `results`.
@@ -120,147 +243,79 @@ pub async fn run<F, Fut>(
     shutdown: CancellationToken,
     stats: Arc<SchedulerStats>,
 ) where
-    F: Fn(Arc<CheckSpec>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Arc<CheckSpec>, Started) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = CheckResult> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(limits.max_concurrency.max(1)));
-    let start = Instant::now();
-    let count = sites.len();
-    let mut tasks = JoinSet::new();
-    for (index, spec) in sites.into_iter().enumerate() {
-        let first_slot = start + spread_offset(spec.interval, index, count);
-        tasks.spawn(site_loop(
-            spec,
-            first_slot,
-            check.clone(),
-            results.clone(),
-            permits.clone(),
-            shutdown.clone(),
-            stats.clone(),
-        ));
-    }
-    drop(results);
-
+    let limit = ConcurrencyLimit::new(limits.max_concurrency);
+    let mut scheduler = Scheduler::new(check, results, limit, shutdown.clone(), stats);
+    scheduler.apply(sites);
     shutdown.cancelled().await;
-    let drained = tokio::time::timeout(limits.shutdown_grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        let left = tasks.len() as u64;
-        stats.checks_abandoned.fetch_add(left, Ordering::Relaxed);
-        tracing::warn!(checks = left, grace = ?limits.shutdown_grace, "abandoning checks still running at shutdown");
-        tasks.shutdown().await;
-    }
+    scheduler.drain(limits.shutdown_grace).await;
 }
 
-async fn site_loop<F, Fut>(
+/// One site's timeline.
+struct SiteLoop<F> {
     spec: Arc<CheckSpec>,
-    mut slot: Instant,
     check: F,
     results: mpsc::Sender<CheckResult>,
-    permits: Arc<Semaphore>,
-    shutdown: CancellationToken,
+    limit: Arc<ConcurrencyLimit>,
+    stop: CancellationToken,
     stats: Arc<SchedulerStats>,
-) where
-    F: Fn(Arc<CheckSpec>) -> Fut,
-    Fut: Future<Output = CheckResult>,
-{
-    let interval = spec.interval.max(Duration::from_millis(1));
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(slot) => {}
-        }
-        let permit = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        stats.checks_started.fetch_add(1, Ordering::Relaxed);
-        stats
-            .lateness
-            .observe(Instant::now().saturating_duration_since(slot).as_secs_f64());
-        let result = check(spec.clone()).await;
-        drop(permit);
-        if results.send(result).await.is_err() {
-            return;
-        }
-
-        slot += interval;
-        let now = Instant::now();
-        if slot <= now {
-            let behind = now.duration_since(slot).as_nanos() / interval.as_nanos() + 1;
-            let behind = u32::try_from(behind).unwrap_or(u32::MAX);
-            slot += interval * behind;
-            let total = stats
-                .slots_skipped
-                .fetch_add(u64::from(behind), Ordering::Relaxed)
-                + u64::from(behind);
-            if stats.overrun_log.allow() {
-                tracing::warn!(
-                    site = %spec.name,
-                    skipped = behind,
-                    skipped_total = total,
-                    "checks overran their intervals (slow sites, or agent.max_concurrency too low); \
-                     skipping missed slots; logged at most every {}s, sitewatch_slots_skipped_total counts all",
-                    OVERRUN_LOG_EVERY.as_secs()
-                );
-            }
-        }
-    }
 }
 
-/// Checks every site once, at most `max_concurrency` at a time; results in completion order.
-pub async fn run_once<F, Fut>(
-    sites: Vec<Arc<CheckSpec>>,
-    check: F,
-    max_concurrency: usize,
-) -> Vec<CheckResult>
+impl<F, Fut> SiteLoop<F>
 where
-    F: Fn(Arc<CheckSpec>) -> Fut,
+    F: Fn(Arc<CheckSpec>, Started) -> Fut,
     Fut: Future<Output = CheckResult>,
 {
-    futures::stream::iter(sites.into_iter().map(check))
-        .buffer_unordered(max_concurrency.max(1))
-        .collect()
-        .await
-}
+    async fn run(self, mut slot: Instant) {
+        let interval = self.spec.interval.max(Duration::from_millis(1));
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep_until(slot) => {}
+            }
+            let permit = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return,
+                permit = self.limit.acquire() => permit,
+            };
+            let lag = Instant::now().saturating_duration_since(slot);
+            self.stats.checks_started.fetch_add(1, Ordering::Relaxed);
+            self.stats.lateness.observe(lag.as_secs_f64());
+            let result = (self.check)(self.spec.clone(), Started { lag }).await;
+            drop(permit);
+            if self.results.send(result).await.is_err() {
+                return;
+            }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throttle_lets_one_event_through_per_period() {
-        let throttle = Throttle::new(Duration::from_millis(200));
-        assert!(throttle.allow(), "the first event passes");
-        assert!(!throttle.allow(), "a second one within the period does not");
-        assert!(!throttle.allow());
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(throttle.allow(), "after the period one passes again");
-        assert!(!throttle.allow());
+            slot += interval;
+            let now = Instant::now();
+            if slot <= now {
+                let behind = now.duration_since(slot).as_nanos() / interval.as_nanos() + 1;
+                let behind = u32::try_from(behind).unwrap_or(u32::MAX);
+                slot += interval * behind;
+                self.skipped(behind);
+            }
+        }
     }
 
-    #[test]
-    fn throttle_lets_one_of_many_racing_threads_through() {
-        let throttle = Throttle::new(Duration::from_secs(60));
-        let passed = AtomicU64::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..8 {
-                s.spawn(|| {
-                    for _ in 0..1000 {
-                        if throttle.allow() {
-                            passed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(passed.load(Ordering::Relaxed), 1);
+    fn skipped(&self, behind: u32) {
+        let stats = &self.stats;
+        let total = stats
+            .slots_skipped
+            .fetch_add(u64::from(behind), Ordering::Relaxed)
+            + u64::from(behind);
+        if stats.overrun_log.allow() {
+            tracing::warn!(
+                site = %self.spec.name,
+                skipped = behind,
+                skipped_total = total,
+                "checks overran their intervals (slow sites, or agent.max_concurrency too low); \
+                 skipping missed slots; logged at most every {}s, sitewatch_slots_skipped_total counts all",
+                OVERRUN_LOG_EVERY.as_secs()
+            );
+        }
     }
 }

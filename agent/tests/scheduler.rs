@@ -54,6 +54,8 @@ fn result(spec: &CheckSpec) -> CheckResult {
         regex: None,
         regex_absent: None,
         plugins: vec![],
+        agent_lag_ms: None,
+        agent_stall_ms: None,
     }
 }
 
@@ -88,7 +90,7 @@ async fn run_sites(
             peak.clone(),
             per_site.clone(),
         );
-        move |spec: Arc<CheckSpec>| {
+        move |spec: Arc<CheckSpec>, _started: scheduler::Started| {
             let (starts, running, peak, per_site) = (
                 starts.clone(),
                 running.clone(),
@@ -244,11 +246,182 @@ async fn run_once_checks_every_site_exactly_once() {
     let sites: Vec<_> = (0..20)
         .map(|i| spec(&format!("s{i}"), Duration::from_secs(60)))
         .collect();
-    let results =
-        scheduler::run_once(sites, |s: Arc<CheckSpec>| async move { result(&s) }, 3).await;
+    let run = sitewatch_agent::once::run_once(
+        sites,
+        |s: Arc<CheckSpec>| async move { result(&s) },
+        3,
+        CancellationToken::new(),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(!run.interrupted);
+    let results = run.results;
     let mut names: Vec<_> = results.iter().map(|r| r.site.clone()).collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 20);
     assert_eq!(results.len(), 20);
+}
+
+type CheckFuture = std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send>>;
+
+/// A scheduler whose checks take `check_takes` and record their start (ms) per site.
+struct Live<F> {
+    scheduler: scheduler::Scheduler<F>,
+    starts: Starts,
+    results: Arc<Mutex<Vec<(String, String)>>>,
+    token: CancellationToken,
+}
+
+fn live(
+    check_takes: Duration,
+) -> Live<impl Fn(Arc<CheckSpec>, scheduler::Started) -> CheckFuture + Clone + Send + Sync + 'static>
+{
+    let origin = Instant::now();
+    let starts: Starts = Arc::default();
+    let busy: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let check = {
+        let (starts, busy) = (starts.clone(), busy.clone());
+        move |spec: Arc<CheckSpec>, _: scheduler::Started| {
+            let (starts, busy) = (starts.clone(), busy.clone());
+            Box::pin(async move {
+                starts
+                    .lock()
+                    .unwrap()
+                    .entry(spec.name.clone())
+                    .or_default()
+                    .push(origin.elapsed().as_millis());
+                {
+                    let mut b = busy.lock().unwrap();
+                    let n = b.entry(spec.name.clone()).or_default();
+                    *n += 1;
+                    assert_eq!(*n, 1, "site {} checked twice at once", spec.name);
+                }
+                tokio::time::sleep(check_takes).await;
+                *busy.lock().unwrap().get_mut(&spec.name).unwrap() -= 1;
+                let mut r = result(&spec);
+                r.url = spec.url.to_string();
+                r
+            }) as CheckFuture
+        }
+    };
+    let (tx, mut rx) = mpsc::channel::<CheckResult>(10_000);
+    let results: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let collected = results.clone();
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            collected.lock().unwrap().push((r.site, r.url));
+        }
+    });
+    let token = CancellationToken::new();
+    let scheduler = scheduler::Scheduler::new(
+        check,
+        tx,
+        sitewatch_agent::limit::ConcurrencyLimit::new(100),
+        token.clone(),
+        Arc::new(SchedulerStats::default()),
+    );
+    Live {
+        scheduler,
+        starts,
+        results,
+        token,
+    }
+}
+
+fn with_url(spec: &CheckSpec, url: &str) -> Arc<CheckSpec> {
+    let mut changed = spec.clone();
+    changed.url = url::Url::parse(url).unwrap();
+    Arc::new(changed)
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_adds_removes_restarts_and_leaves_unchanged_sites_alone() {
+    let mut live = live(Duration::from_millis(300));
+    let (keep, drop_me, change) = (
+        spec("keep", Duration::from_secs(1)),
+        spec("drop", Duration::from_secs(1)),
+        spec("change", Duration::from_secs(1)),
+    );
+    let first = live
+        .scheduler
+        .apply(vec![keep.clone(), drop_me.clone(), change.clone()]);
+    assert_eq!(first.added, 3);
+    // Slots: keep 0, drop 333, change 666 (+ k s). At 2.4 s: drop's third check (2,333)
+    // and change's (1,666 done; next 2,666) are where they are.
+    tokio::time::sleep(Duration::from_millis(2_400)).await;
+    let changes = live.scheduler.apply(vec![
+        keep.clone(),
+        with_url(&change, "http://127.0.0.1:9/new"),
+        spec("new-a", Duration::from_secs(1)),
+        spec("new-b", Duration::from_secs(1)),
+    ]);
+    assert_eq!(
+        (
+            changes.added,
+            changes.removed,
+            changes.changed,
+            changes.unchanged
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(live.scheduler.sites(), 4);
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    live.token.cancel();
+    live.scheduler.drain(Duration::from_secs(5)).await;
+    tokio::task::yield_now().await;
+
+    let starts = live.starts.lock().unwrap().clone();
+    // The unchanged site kept its slots: 0, 1000, ... 5000.
+    assert_slots(&starts["keep"], 0, 1_000, 6);
+    // The removed site stopped after its check in flight (started 2,333, sent at 2,633).
+    assert_eq!(
+        starts["drop"].last().map(|t| t.abs_diff(2_333) <= 1),
+        Some(true)
+    );
+    let results = live.results.lock().unwrap().clone();
+    let drop_results = results.iter().filter(|(s, _)| s == "drop").count();
+    assert_eq!(
+        drop_results,
+        starts["drop"].len(),
+        "its last result is still sent"
+    );
+    // Restarted and new sites are spread over their interval from the reload
+    // (change, new-a, new-b: +0, +333, +666 ms).
+    assert!(
+        starts["new-a"][0].abs_diff(2_733) <= 1,
+        "{:?}",
+        starts["new-a"]
+    );
+    assert!(
+        starts["new-b"][0].abs_diff(3_066) <= 1,
+        "{:?}",
+        starts["new-b"]
+    );
+    // The changed site restarted at once with its new definition.
+    let change_urls: Vec<&str> = results
+        .iter()
+        .filter(|(s, _)| s == "change")
+        .map(|(_, u)| u.as_str())
+        .collect();
+    assert_eq!(change_urls.first(), Some(&"http://127.0.0.1:9/"));
+    assert_eq!(change_urls.last(), Some(&"http://127.0.0.1:9/new"));
+    assert!(starts["change"].contains(&2_400), "{:?}", starts["change"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_site_waits_for_its_check_in_flight() {
+    // Checks take 3 s; the site changes 0.5 s into its first: the new definition's first
+    // check starts when the old one ends (the closure asserts no overlap).
+    let mut live = live(Duration::from_secs(3));
+    let x = spec("x", Duration::from_secs(1));
+    live.scheduler.apply(vec![x.clone()]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    live.scheduler
+        .apply(vec![with_url(&x, "http://127.0.0.1:9/v2")]);
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    live.token.cancel();
+    live.scheduler.drain(Duration::from_secs(10)).await;
+    let starts = live.starts.lock().unwrap().clone();
+    assert_eq!(starts["x"], vec![0, 3_000]);
 }

@@ -56,6 +56,16 @@ pub struct CheckResult {
     /// Results of the site's WebAssembly check plugins, in configured order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginResult>,
+    /// How late the check started against its scheduled slot, in ms (waiting for a
+    /// concurrency slot or for CPU), when 10 ms or more: the agent was behind. Added in
+    /// schema 1 without a version change (older messages lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_lag_ms: Option<f64>,
+    /// Time during the check when the agent itself could not run it (its CPU was taken),
+    /// in ms, when 10 ms or more. It is part of `timings_ms` and was added to the check's
+    /// deadline; `degraded_after` is judged without it. Added like `agent_lag_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_stall_ms: Option<f64>,
 }
 
 /// Overall verdict of a check.
@@ -112,6 +122,10 @@ pub enum ErrorKind {
     Plugin,
     /// Total time over `degraded_after`.
     Slow,
+    /// The check could not be judged because the agent itself was overloaded (stalled
+    /// for longer than the check's timeout, or out of file descriptors): the site's state
+    /// is unknown, and the outcome (`degraded`) must not count against it.
+    AgentOverloaded,
     /// A kind this build does not know, sent by a newer agent: still a result to store
     /// (the sink keeps the name as sent), never a reason to reject the message.
     #[serde(other)]
@@ -131,6 +145,7 @@ impl ErrorKind {
             ErrorKind::Regex => "regex",
             ErrorKind::Plugin => "plugin",
             ErrorKind::Slow => "slow",
+            ErrorKind::AgentOverloaded => "agent_overloaded",
             ErrorKind::Other => "other",
         }
     }
@@ -291,13 +306,41 @@ mod tests {
             regex: None,
             regex_absent: None,
             plugins: vec![],
+            agent_lag_ms: None,
+            agent_stall_ms: None,
         };
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["started_at"], "2026-01-02T03:04:05.678Z");
         assert_eq!(json["outcome"], "down");
         assert_eq!(json["error"]["kind"], "http_status");
+        assert!(json.get("agent_lag_ms").is_none(), "absent unless set");
         let back: CheckResult = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn overload_marks_round_trip_and_every_kind_has_its_wire_name() {
+        let json = serde_json::json!({
+            "schema": 1, "check_id": Uuid::now_v7(), "site": "s", "url": "http://x/",
+            "agent": "a", "started_at": "2026-01-02T03:04:05.678Z", "outcome": "degraded",
+            "error": {"kind": "agent_overloaded", "message": "stalled"},
+            "timings_ms": {"total": 6000.0}, "agent_lag_ms": 1250.5, "agent_stall_ms": 5200.0
+        });
+        let r: CheckResult = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(r.agent_lag_ms, Some(1250.5));
+        assert_eq!(r.agent_stall_ms, Some(5200.0));
+        assert_eq!(
+            r.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::AgentOverloaded)
+        );
+        assert_eq!(serde_json::to_value(&r).unwrap(), json);
+        for kind in [
+            ErrorKind::AgentOverloaded,
+            ErrorKind::Slow,
+            ErrorKind::HttpStatus,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
     }
 
     #[test]

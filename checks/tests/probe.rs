@@ -279,3 +279,84 @@ fn check_future_is_send() {
     assert_send(&fut);
     drop(fut);
 }
+
+/// A stall clock the test's server moves, as if the agent had been unable to run.
+#[derive(Default)]
+struct Stalls(std::sync::atomic::AtomicU64);
+
+impl sitewatch_checks::probe::StallClock for Stalls {
+    fn stalled(&self) -> Duration {
+        Duration::from_millis(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// A server that reports `stall_ms` of agent stall, then answers after `delay` (or never).
+fn stalling(stalls: Arc<Stalls>, stall_ms: u64, delay: Option<Duration>) -> Handler {
+    Arc::new(move |_req, mut io| {
+        let stalls = stalls.clone();
+        Box::pin(async move {
+            stalls
+                .0
+                .fetch_add(stall_ms, std::sync::atomic::Ordering::Relaxed);
+            match delay {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+            respond(&mut io, "200 OK", "", b"late").await;
+        })
+    })
+}
+
+#[tokio::test]
+async fn time_the_agent_stalled_is_neither_a_timeout_nor_slowness() {
+    // 400 ms to answer, a 300 ms timeout, 500 ms of it the agent could not run: the
+    // deadline moves by the stall (at most by the timeout again), and the site is up.
+    let stalls = Arc::new(Stalls::default());
+    let srv = start(
+        stalling(stalls.clone(), 500, Some(Duration::from_millis(400))),
+        None,
+    )
+    .await;
+    let prober = || prober().with_stall_clock(stalls.clone());
+    let mut s = spec(&srv.url("/"));
+    s.timeout = Duration::from_millis(300);
+    let r = prober().check(&s).await;
+    assert_eq!(r.outcome, Outcome::Up, "{r:?}");
+    assert_eq!(r.agent_stall_ms, Some(500.0));
+
+    // Slowness is judged on the time the agent could run the check: 400 - 500 < 100 ms.
+    s.timeout = Duration::from_secs(5);
+    s.degraded_after = Some(Duration::from_millis(100));
+    let r = prober().check(&s).await;
+    assert_eq!(r.outcome, Outcome::Up, "{r:?}");
+    assert!(r.timings_ms.total >= 400.0);
+}
+
+#[tokio::test]
+async fn a_check_the_agent_stalled_longer_than_its_timeout_is_not_judged() {
+    let stalls = Arc::new(Stalls::default());
+    let srv = start(stalling(stalls.clone(), 10_000, None), None).await;
+    let mut s = spec(&srv.url("/"));
+    s.timeout = Duration::from_millis(300);
+    let r = prober().with_stall_clock(stalls.clone()).check(&s).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Degraded,
+        "never down for the agent's fault"
+    );
+    let e = r.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::AgentOverloaded);
+    assert!(e.message.contains("not judged"), "{}", e.message);
+    assert_eq!(r.agent_stall_ms, Some(10_000.0));
+    // It waited twice the timeout, no longer.
+    assert!(r.timings_ms.total >= 600.0 && r.timings_ms.total < 3_000.0);
+
+    // A site that does not answer while the agent was not stalled is down, as ever.
+    let srv = start(stalling(Arc::default(), 0, None), None).await;
+    let mut s = spec(&srv.url("/"));
+    s.timeout = Duration::from_millis(300);
+    let r = prober().check(&s).await;
+    assert_eq!(r.outcome, Outcome::Down);
+    assert_eq!(r.error.unwrap().kind, ErrorKind::Timeout);
+    assert_eq!(r.agent_stall_ms, None);
+}

@@ -190,4 +190,31 @@ mod tests {
         let r = decode_row(Some(odd.as_bytes()), 0, 0).unwrap();
         assert_eq!(r.error_kind(), Some("other"));
     }
+
+    #[test]
+    fn accepts_messages_from_before_and_after_the_overload_marks() {
+        // As the first agents sent them: no agent_lag_ms, agent_stall_ms.
+        let old = br#"{"schema":1,"check_id":"0192f0c1-7c1a-7b3e-9a5e-2f6a1c3d4e5f","site":"shop",
+            "url":"https://shop.example/","agent":"a1","started_at":"2026-01-02T03:04:05.678Z",
+            "outcome":"down","error":{"kind":"timeout","message":"timed out after 5s connecting"},
+            "timings_ms":{"connect":5000.0,"total":5000.2}}"#;
+        let r = decode(Some(old)).unwrap();
+        assert_eq!((r.agent_lag_ms, r.agent_stall_ms), (None, None));
+        assert_eq!(
+            r.error.map(|e| e.kind),
+            Some(sitewatch_checks::ErrorKind::Timeout)
+        );
+
+        // A check an overloaded agent could not judge, as agents send it now.
+        let new = br#"{"schema":1,"check_id":"0192f0c1-7c1a-7b3e-9a5e-2f6a1c3d4e60","site":"shop",
+            "url":"https://shop.example/","agent":"a1","started_at":"2026-01-02T03:04:06.678Z",
+            "outcome":"degraded","error":{"kind":"agent_overloaded","message":"not judged"},
+            "timings_ms":{"connect":900.0,"total":10000.0},"agent_lag_ms":1250.5,"agent_stall_ms":5300.0}"#;
+        let r = decode(Some(new)).unwrap();
+        assert_eq!(r.agent_lag_ms, Some(1250.5));
+        assert_eq!(r.agent_stall_ms, Some(5300.0));
+        let kind = r.error.map(|e| e.kind);
+        assert_eq!(kind, Some(sitewatch_checks::ErrorKind::AgentOverloaded));
+        assert_eq!(kind.map(|k| k.as_str()), Some("agent_overloaded"));
+    }
 }

@@ -26,5 +26,7 @@ pub fn result(site: &str) -> CheckResult {
         regex: None,
         regex_absent: None,
         plugins: vec![],
+        agent_lag_ms: None,
+        agent_stall_ms: None,
     }
 }

@@ -15,6 +15,8 @@ pub struct Page {
     pub headers: Vec<(String, String)>,
     /// Body.
     pub body: String,
+    /// How long the server waits before answering.
+    pub delay: std::time::Duration,
 }
 
 impl Page {
@@ -25,7 +27,14 @@ impl Page {
             status: "200 OK".into(),
             headers: Vec::new(),
             body: body.into(),
+            delay: std::time::Duration::ZERO,
         }
+    }
+
+    /// The same page, answered after `delay`.
+    pub fn delayed(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// The same page with another status.
@@ -73,6 +82,7 @@ pub fn serve(pages: Vec<Page>) -> u16 {
                 }
                 out.push_str("\r\n");
                 out.push_str(&page.body);
+                std::thread::sleep(page.delay);
                 let _ = stream.write_all(out.as_bytes());
             });
         }
@@ -87,6 +97,23 @@ pub fn welcome() -> u16 {
         Page::ok("/two", "<h1>Welcome</h1>"),
         Page::ok("/error", "broken").status("500 Internal Server Error"),
     ])
+}
+
+/// A port that accepts connections and never answers; each accepted connection is
+/// announced on the returned channel (and held open until the process ends).
+pub fn hang() -> (u16, std::sync::mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            held.push(stream);
+            let _ = tx.send(());
+        }
+    });
+    (port, rx)
 }
 
 /// A plain HTTP/1.1 GET to `addr` (`host:port`); the whole response as text, or empty

@@ -61,6 +61,8 @@ pub struct AgentSettings {
     pub listen: Option<std::net::SocketAddr>,
     /// Where compiled plugin code is cached; `None` = not cached.
     pub plugin_cache: Option<PathBuf>,
+    /// Reload when a config file changes.
+    pub watch_config: bool,
 }
 
 /// One resolved site.

@@ -46,6 +46,9 @@ pub struct RawAgent {
     /// Directory for compiled plugin code so restarts skip compiling; `off` disables
     /// (default: `$CACHE_DIRECTORY`, else `$XDG_CACHE_HOME/sitewatch`, else `~/.cache/sitewatch`).
     pub plugin_cache: Option<String>,
+    /// Reload the site lists when a config file changes (checked every 2 s; SIGHUP always
+    /// reloads) (default false).
+    pub watch_config: Option<bool>,
 }
 
 /// A site entry, or the `defaults:` block (where `name`, `url` and `body` are not allowed).

@@ -44,6 +44,7 @@ struct AgentView<'a> {
     shutdown_grace: String,
     listen: Option<String>,
     plugin_cache: Option<String>,
+    watch_config: bool,
 }
 
 #[derive(Serialize)]
@@ -130,6 +131,7 @@ pub fn render(config: &AgentConfig) -> String {
                 .plugin_cache
                 .as_ref()
                 .map(|d| d.display().to_string()),
+            watch_config: config.agent.watch_config,
         },
         output: if config.kafka.is_some() {
             "kafka"

@@ -26,6 +26,7 @@ impl AgentSettings {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             listen: None,
             plugin_cache: default_plugin_cache(),
+            watch_config: false,
         }
     }
 }
@@ -91,6 +92,7 @@ pub(super) fn agent_settings(
         shutdown_grace,
         listen,
         plugin_cache,
+        watch_config: a.watch_config.unwrap_or(false),
     })
 }
 

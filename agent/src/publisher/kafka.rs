@@ -64,53 +64,34 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
 }
 
 impl KafkaPublisher {
-    /// Creates the producer; an unreachable broker is logged, not an error (results queue up).
+    /// Creates the producer. Nothing waits for the broker: creating the topic (when asked)
+    /// and the start-up probe run in the background, so checks start at once even when
+    /// Kafka is unreachable (results queue up, or wait in the spool).
     pub async fn new(config: &KafkaConfig) -> Result<Self, PublisherError> {
         let client = client_config(config);
         let stats: Arc<KafkaStats> = Arc::default();
         let producer = create_producer(&client, &stats)
             .map_err(|e| PublisherError::Setup(format!("kafka producer: {e}")))?;
         let publisher = KafkaPublisher {
-            producer: RwLock::new(producer),
+            producer: RwLock::new(producer.clone()),
             client: client.clone(),
             topic: config.topic.clone(),
-            stats,
+            stats: stats.clone(),
         };
-        if let Some(create) = &config.create_topic {
-            create_topic(
-                &client,
-                &config.topic,
-                create.partitions,
-                create.replication_factor,
-            )
-            .await;
-        }
-        publisher.probe_broker(config).await;
-        Ok(publisher)
-    }
-
-    async fn probe_broker(&self, config: &KafkaConfig) {
-        let producer = self.producer();
-        let topic = self.topic.clone();
-        let probe = tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(Some(&topic), STARTUP_PROBE)
-                .map(|_| ())
-        })
-        .await;
-        match probe {
-            Ok(Ok(())) => {
-                self.stats.broker_up.store(true, Ordering::Relaxed);
-                tracing::info!(brokers = %config.brokers.join(","), topic = %self.topic, "connected to kafka")
+        let config = config.clone();
+        tokio::spawn(async move {
+            if let Some(create) = &config.create_topic {
+                create_topic(
+                    &client,
+                    &config.topic,
+                    create.partitions,
+                    create.replication_factor,
+                )
+                .await;
             }
-            Ok(Err(e)) => tracing::warn!(
-                brokers = %config.brokers.join(","),
-                error = %e,
-                "kafka is not reachable yet: results are queued in memory and delivered when it is (up to message.timeout.ms)"
-            ),
-            Err(e) => tracing::warn!(error = %e, "kafka start-up probe did not run"),
-        }
+            probe_broker(producer, &config, &stats).await;
+        });
+        Ok(publisher)
     }
 
     fn producer(&self) -> FutureProducer<KafkaContext> {
@@ -245,6 +226,37 @@ impl KafkaPublisher {
             "kafka publisher closed"
         );
         usize::try_from(unsent).unwrap_or(usize::MAX)
+    }
+}
+
+/// Asks the broker for the topic's metadata once, to log at start whether Kafka is there.
+async fn probe_broker(
+    producer: FutureProducer<KafkaContext>,
+    config: &KafkaConfig,
+    stats: &KafkaStats,
+) {
+    let topic = config.topic.clone();
+    let probe = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), STARTUP_PROBE)
+            .map(|_| ())
+    })
+    .await;
+    let brokers = config.brokers.join(",");
+    match probe {
+        Ok(Ok(())) => {
+            stats.broker_up.store(true, Ordering::Relaxed);
+            tracing::info!(%brokers, topic = %config.topic, "connected to kafka")
+        }
+        Ok(Err(e)) => {
+            let waiting = match config.spool {
+                Some(_) => "results wait in the spool until it is",
+                None => "results are queued in memory and delivered when it is (up to message.timeout.ms)",
+            };
+            tracing::warn!(%brokers, error = %e, "kafka is not reachable yet; checks go on: {waiting}")
+        }
+        Err(e) => tracing::warn!(error = %e, "kafka start-up probe did not run"),
     }
 }
 

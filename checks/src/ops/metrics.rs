@@ -116,6 +116,12 @@ impl MetricsText {
         }
     }
 
+    /// A counter with one fractional value (e.g. seconds).
+    pub fn counter_f64(&mut self, name: &str, help: &str, value: f64) {
+        self.header(name, help, "counter");
+        let _ = writeln!(self.0, "{name} {value}");
+    }
+
     /// A single gauge value.
     pub fn gauge(&mut self, name: &str, help: &str, value: f64) {
         self.header(name, help, "gauge");

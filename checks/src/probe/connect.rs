@@ -127,6 +127,14 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, CheckError> {
         }
     }
     Err(match last {
+        // EMFILE / ENFILE: the agent, not the site, is out of sockets.
+        Some((addr, e)) if matches!(e.raw_os_error(), Some(24 | 23)) => fail(
+            ErrorKind::AgentOverloaded,
+            format!(
+                "not judged: the agent could not open a socket to {addr} ({e}); \
+                 raise its file limit (LimitNOFILE) or lower agent.max_concurrency"
+            ),
+        ),
         Some((addr, e)) => fail(ErrorKind::Connect, format!("cannot connect to {addr}: {e}")),
         None => fail(ErrorKind::Connect, "no address to connect to"),
     })

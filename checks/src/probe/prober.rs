@@ -20,6 +20,7 @@ use super::connect;
 use super::evaluate::{self, PluginInput, Verdict};
 use super::exchange;
 use super::resolver::{Resolve, SystemResolver};
+use super::stall::{self, Bounded, NoStall, StallClock};
 use super::trace::{human, ms, Trace};
 use crate::schema::{CheckError, CheckResult, ErrorKind, HttpInfo, SCHEMA_VERSION};
 use crate::spec::CheckSpec;
@@ -29,7 +30,11 @@ pub struct Prober {
     agent: String,
     location: Option<String>,
     resolver: Arc<dyn Resolve>,
+    stall: Arc<dyn StallClock>,
 }
+
+/// A stall shorter than this is not reported (timer granularity and ordinary scheduling).
+const STALL_REPORTED: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl std::fmt::Debug for Prober {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,7 +64,15 @@ impl Prober {
             agent,
             location,
             resolver: Arc::new(SystemResolver),
+            stall: Arc::new(NoStall),
         }
+    }
+
+    /// Extends each check's deadline by the time `clock` says the agent could not run it,
+    /// and judges `degraded_after` without that time (see [`StallClock`]).
+    pub fn with_stall_clock(mut self, clock: Arc<dyn StallClock>) -> Self {
+        self.stall = clock;
+        self
     }
 
     /// Uses `resolver` for host names instead of the system resolver.
@@ -73,10 +86,19 @@ impl Prober {
         let started_at = Utc::now();
         let start = Instant::now();
         let trace = Trace::default();
-        let fetched =
-            tokio::time::timeout(spec.timeout, fetch(spec, &*self.resolver, &trace)).await;
-        let total = ms(start.elapsed());
+        let bounded = stall::bounded(
+            fetch(spec, &*self.resolver, &trace),
+            spec.timeout,
+            &*self.stall,
+        )
+        .await;
+        let elapsed = start.elapsed();
+        let total = ms(elapsed);
         let state = trace.take();
+        let (fetched, stalled) = match bounded {
+            Bounded::Done(fetched, stalled) => (Some(fetched), stalled),
+            Bounded::TimedOut(stalled) => (None, stalled),
+        };
 
         let mut timings = state.timings;
         timings.total = total;
@@ -96,29 +118,44 @@ impl Prober {
             regex: None,
             regex_absent: None,
             plugins: Vec::new(),
+            agent_lag_ms: None,
+            agent_stall_ms: (stalled >= STALL_REPORTED).then(|| ms(stalled)),
         };
 
         let fetched = match fetched {
-            Err(_elapsed) => {
+            None => {
                 let after = match state.redirects {
                     0 => String::new(),
                     n => format!(" (after {n} redirects)"),
                 };
-                result.error = Some(CheckError {
-                    kind: ErrorKind::Timeout,
-                    message: format!(
-                        "timed out after {} {}{after}",
-                        human(spec.timeout),
-                        state.phase.describe()
-                    ),
-                });
+                let phase = state.phase.describe();
+                // The site got its whole timeout of time the agent could run it: its fault.
+                if elapsed.saturating_sub(stalled) + STALL_REPORTED >= spec.timeout {
+                    result.error = Some(CheckError {
+                        kind: ErrorKind::Timeout,
+                        message: format!("timed out after {} {phase}{after}", human(spec.timeout)),
+                    });
+                } else {
+                    result.outcome = crate::schema::Outcome::Degraded;
+                    result.error = Some(CheckError {
+                        kind: ErrorKind::AgentOverloaded,
+                        message: format!(
+                            "not judged: the agent was overloaded (it could not run this check for \
+                             {stall:.0} ms of {total:.0} ms) and stopped it {phase}{after}",
+                            stall = ms(stalled),
+                        ),
+                    });
+                }
                 return result;
             }
-            Ok(Err(error)) => {
+            Some(Err(error)) => {
+                if error.kind == ErrorKind::AgentOverloaded {
+                    result.outcome = crate::schema::Outcome::Degraded;
+                }
                 result.error = Some(error);
                 return result;
             }
-            Ok(Ok(fetched)) => fetched,
+            Some(Ok(fetched)) => fetched,
         };
 
         let mut verdict = Verdict::default();
@@ -146,7 +183,8 @@ impl Prober {
             result.plugins = evaluate::run_plugins(&spec.plugins, input).await;
             evaluate::judge_plugins(&result.plugins, &mut verdict);
         }
-        evaluate::judge_speed(spec.degraded_after, total, &mut verdict);
+        // Time the agent could not run the check is not the site's slowness.
+        evaluate::judge_speed(spec.degraded_after, total - ms(stalled), &mut verdict);
         result.outcome = verdict.outcome;
         result.error = verdict.error;
         result
