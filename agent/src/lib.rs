@@ -1,6 +1,7 @@
 //! sitewatch agent library: the binary is a thin wrapper around [`app::main`].
 
 pub mod app;
+pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
