@@ -78,6 +78,8 @@ impl Rig {
             batch_max_rows: 50,
             batch_max_wait: Duration::from_millis(100),
             retention_days: 30,
+            hourly_retention_days: 180,
+            daily_retention_days: None,
             partitions_ahead: 1,
         };
         tokio::spawn(sitewatch_sink::run(config, sink.clone()));

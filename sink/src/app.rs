@@ -21,6 +21,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         }
         Command::Migrate => migrate(&cli).await,
         Command::Report { since, json } => return print_report(&cli, since, json).await,
+        Command::Rollup { since, .. } => rebuild_rollups(&cli, since).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +45,18 @@ async fn migrate(cli: &Cli) -> Result<(), SinkError> {
     };
     consumer::prepare(&mut client, &cli.config).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn rebuild_rollups(cli: &Cli, since: chrono::NaiveDate) -> Result<(), SinkError> {
+    let db = cli.config.database()?;
+    let mut client = db.connect_once().await?;
+    crate::migrations::check_current(&client).await?;
+    let done = crate::rollups::rebuild(&mut client, since).await?;
+    println!(
+        "rollups rebuilt from {since}: {} sites, {} results read, {} rows written",
+        done.sites, done.results, done.rows
+    );
     Ok(())
 }
 

@@ -38,4 +38,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Maintain the rollups.
+    Rollup {
+        /// Recompute every hourly and daily rollup row from `--since` on from the raw results.
+        #[arg(long, required = true)]
+        rebuild: bool,
+        /// First day (UTC) to recompute, e.g. `2026-01-31`; raw results must still be kept
+        /// for it and the hour before.
+        #[arg(long)]
+        since: chrono::NaiveDate,
+    },
 }

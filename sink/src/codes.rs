@@ -3,6 +3,7 @@
 //! timings as whole microseconds, sizes saturated to the column's type. Migration 0002
 //! converts version-1 rows with the same rules (tested against each other).
 
+use chrono::{DateTime, Utc};
 use sitewatch_checks::Outcome;
 
 /// `outcomes.id` of `up`.
@@ -37,6 +38,12 @@ pub fn outcome_of(code: i16) -> Option<Outcome> {
 pub fn micros(ms: f64) -> i32 {
     // `as` saturates (and maps NaN to 0), which is the clamping wanted.
     (ms * 1000.0).round_ties_even().max(0.0) as i32
+}
+
+/// The instant PostgreSQL stores for `at` (`timestamptz` keeps whole microseconds; results
+/// carry milliseconds, values made in memory may carry nanoseconds).
+pub fn as_stored(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
 /// `HTTP/1.1` → 11, `HTTP/2.0` or `HTTP/2` → 20; anything else → `None`.

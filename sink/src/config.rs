@@ -60,9 +60,15 @@ pub struct SinkConfig {
     /// Longest a message waits in a batch before it is written.
     #[arg(long, env = "SITEWATCH_BATCH_MAX_WAIT", default_value = "200ms", value_parser = parse_duration)]
     pub batch_max_wait: Duration,
-    /// Days of results kept; older daily partitions are dropped.
-    #[arg(long, env = "SITEWATCH_RETENTION_DAYS", default_value_t = 30)]
+    /// Days of raw results kept; older daily partitions are dropped (rollups keep their figures).
+    #[arg(long, env = "SITEWATCH_RETENTION_DAYS", default_value_t = 14)]
     pub retention_days: u64,
+    /// Days of hourly rollups kept (whole months are dropped once past it).
+    #[arg(long, env = "SITEWATCH_HOURLY_RETENTION_DAYS", default_value_t = 180)]
+    pub hourly_retention_days: u64,
+    /// Days of daily rollups kept (default: kept for good).
+    #[arg(long, env = "SITEWATCH_DAILY_RETENTION_DAYS")]
+    pub daily_retention_days: Option<u64>,
     /// Address for `/healthz` and `/metrics`, e.g. `127.0.0.1:9465` (default: not served).
     #[arg(long, env = "SITEWATCH_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
@@ -81,6 +87,15 @@ impl SinkConfig {
             self.database_sslmode,
             self.database_ca.as_deref(),
         )
+    }
+
+    /// How long each storage tier is kept.
+    pub fn retention(&self) -> crate::retention::Retention {
+        crate::retention::Retention {
+            raw_days: self.retention_days,
+            hourly_days: self.hourly_retention_days,
+            daily_days: self.daily_retention_days,
+        }
     }
 
     /// How to reach Kafka, in the form shared with the agent; an error names the flags

@@ -25,9 +25,9 @@ use crate::decode::decode_row;
 use crate::flush::{flush, grace_token, Pending, Store};
 use crate::ops::{SinkMetrics, SinkOps};
 use crate::pipeline::{Pipeline, Rejected};
-use crate::{migrations, partitions};
+use crate::{migrations, partitions, retention, rollups};
 
-/// How often partitions are created ahead and old ones dropped.
+/// How often partitions are created ahead and what is past retention dropped.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Failures that stop the sink.
@@ -51,19 +51,24 @@ pub enum SinkError {
     /// The schema cannot be migrated, or is newer than this build knows.
     #[error("database schema: {0}")]
     Schema(#[from] migrations::MigrationError),
+    /// Results stored before rollups existed could not be rolled up.
+    #[error("rollups: {0}")]
+    Rollups(#[from] rollups::RebuildError),
 }
 
-/// Applies migrations and runs partition maintenance once.
+/// Applies migrations, rolls up results stored before rollups existed, and runs partition
+/// maintenance once.
 pub async fn prepare(client: &mut Client, config: &SinkConfig) -> Result<(), SinkError> {
     migrations::migrate(client).await?;
+    rollups::rebuild::run_pending(client).await?;
     maintain(client, config).await?;
     Ok(())
 }
 
-/// Creates partitions ahead and drops those past retention.
+/// Creates partitions ahead and drops what is past retention.
 async fn maintain(client: &mut Client, config: &SinkConfig) -> Result<(), tokio_postgres::Error> {
     partitions::create_ahead(client, config.partitions_ahead).await?;
-    partitions::drop_older_than(client, config.retention_days).await?;
+    retention::apply(client, &config.retention(), chrono::Utc::now().date_naive()).await?;
     Ok(())
 }
 

@@ -16,6 +16,8 @@ pub mod ops;
 pub mod partitions;
 pub mod pipeline;
 pub mod report;
+pub mod retention;
+pub mod rollups;
 
 pub use config::SinkConfig;
 pub use consumer::{run, SinkError};

@@ -11,6 +11,7 @@ const MIGRATION_LOCK: i64 = 0x5157_6174_6368; // "sitewatch"-ish, fixed forever
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_compact_results.sql")),
+    (3, include_str!("../migrations/0003_rollups.sql")),
 ];
 
 /// The schema version this build writes.

@@ -1,32 +1,84 @@
-//! Daily range partitions of `results` (`results_YYYYMMDD`): created ahead of
-//! time and on demand for a batch's days, dropped whole once older than the retention.
+//! Range partitions, created ahead of time and on demand for a batch's dates, dropped
+//! whole once older than a cut-off: `results` by day (`results_YYYYMMDD`) and
+//! `rollup_hourly` by month (`rollup_hourly_YYYYMM`).
 
 use std::collections::BTreeSet;
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Datelike, Days, Months, NaiveDate, Utc};
 use tokio_postgres::{Client, GenericClient};
 
 /// Serialises partition DDL across sinks (CREATE IF NOT EXISTS still races otherwise).
 const PARTITION_LOCK: i64 = 0x5157_7061_7274;
 
-fn name(day: NaiveDate) -> String {
-    format!("results_{}", day.format("%Y%m%d"))
+/// How a table is partitioned.
+#[derive(Debug)]
+pub struct Scheme {
+    /// The partitioned table.
+    pub table: &'static str,
+    /// Whether a partition holds a month (else a day).
+    monthly: bool,
 }
 
-/// Makes sure a partition exists for each day (cheap when they all do).
-pub async fn ensure_days<C: GenericClient>(
+/// `results`, one partition per day.
+pub const RESULTS: Scheme = Scheme {
+    table: "results",
+    monthly: false,
+};
+
+/// `rollup_hourly`, one partition per month.
+pub const ROLLUP_HOURLY: Scheme = Scheme {
+    table: "rollup_hourly",
+    monthly: true,
+};
+
+impl Scheme {
+    /// The first day of the partition holding `day`.
+    fn start(&self, day: NaiveDate) -> NaiveDate {
+        if self.monthly {
+            day.with_day(1).unwrap_or(day)
+        } else {
+            day
+        }
+    }
+
+    /// The first day after the partition starting on `start`.
+    fn end(&self, start: NaiveDate) -> NaiveDate {
+        let next = if self.monthly {
+            start.checked_add_months(Months::new(1))
+        } else {
+            start.checked_add_days(Days::new(1))
+        };
+        next.unwrap_or(start)
+    }
+
+    /// The partition's name.
+    fn name(&self, start: NaiveDate) -> String {
+        let format = if self.monthly { "%Y%m" } else { "%Y%m%d" };
+        format!("{}_{}", self.table, start.format(format))
+    }
+
+    /// The start of the partition called `name`, if it is one of this table's.
+    fn parse(&self, name: &str) -> Option<NaiveDate> {
+        let suffix = name.strip_prefix(self.table)?.strip_prefix('_')?;
+        if self.monthly {
+            NaiveDate::parse_from_str(&format!("{suffix}01"), "%Y%m%d").ok()
+        } else {
+            NaiveDate::parse_from_str(suffix, "%Y%m%d").ok()
+        }
+    }
+}
+
+/// Makes sure a partition exists for each date (cheap when they all do).
+pub async fn ensure<C: GenericClient>(
     client: &C,
+    scheme: &Scheme,
     days: impl IntoIterator<Item = NaiveDate>,
 ) -> Result<(), tokio_postgres::Error> {
-    let days: BTreeSet<NaiveDate> = days.into_iter().collect();
+    let starts: BTreeSet<NaiveDate> = days.into_iter().map(|d| scheme.start(d)).collect();
     let mut locked = false;
-    for day in days {
-        let table = name(day);
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-            .await?
-            .get(0);
-        if exists {
+    for start in starts {
+        let table = scheme.name(start);
+        if exists(client, &table).await? {
             continue;
         }
         if !locked {
@@ -35,12 +87,13 @@ pub async fn ensure_days<C: GenericClient>(
                 .await?;
             locked = true;
         }
-        let next = day.checked_add_days(Days::new(1)).unwrap_or(day);
-        // Dates are formatted by us, never user input.
+        let end = scheme.end(start);
+        // Names and dates are formatted by us, never user input.
         client
             .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} PARTITION OF results
-                 FOR VALUES FROM ('{day}T00:00:00Z') TO ('{next}T00:00:00Z')"
+                "CREATE TABLE IF NOT EXISTS {table} PARTITION OF {}
+                 FOR VALUES FROM ('{start}T00:00:00Z') TO ('{end}T00:00:00Z')",
+                scheme.table
             ))
             .await?;
         tracing::info!(partition = %table, "created partition");
@@ -48,47 +101,65 @@ pub async fn ensure_days<C: GenericClient>(
     Ok(())
 }
 
+/// Makes sure `results` and `rollup_hourly` have partitions for each day (cheap when they
+/// all do), creating missing ones in a transaction of their own. A batch does this before
+/// its own transaction: creating a partition locks the parent table until commit, which a
+/// batch holding site locks must never do while another waits for those sites.
+pub async fn ensure_days(
+    client: &mut Client,
+    days: impl IntoIterator<Item = NaiveDate>,
+) -> Result<(), tokio_postgres::Error> {
+    let days: BTreeSet<NaiveDate> = days.into_iter().collect();
+    let mut missing = Vec::new();
+    for scheme in [&RESULTS, &ROLLUP_HOURLY] {
+        let starts: BTreeSet<NaiveDate> = days.iter().map(|d| scheme.start(*d)).collect();
+        for start in starts {
+            if !exists(&*client, &scheme.name(start)).await? {
+                missing.push((scheme, start));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let tx = client.transaction().await?;
+    for (scheme, start) in missing {
+        ensure(&tx, scheme, [start]).await?;
+    }
+    tx.commit().await
+}
+
+async fn exists<C: GenericClient>(client: &C, table: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await?
+        .get(0))
+}
+
 /// Creates partitions from yesterday through `ahead` days from today, in one transaction.
 pub async fn create_ahead(client: &mut Client, ahead: u64) -> Result<(), tokio_postgres::Error> {
     let today = Utc::now().date_naive();
     let start = today.checked_sub_days(Days::new(1)).unwrap_or(today);
-    let days = (0..=ahead + 1).filter_map(|d| start.checked_add_days(Days::new(d)));
-    let tx = client.transaction().await?;
-    ensure_days(&tx, days).await?;
-    tx.commit().await
+    let days: Vec<NaiveDate> = (0..=ahead + 1)
+        .filter_map(|d| start.checked_add_days(Days::new(d)))
+        .collect();
+    ensure_days(client, days).await
 }
 
-/// Drops partitions whose whole day ended more than `retention_days` ago; returns their names.
-pub async fn drop_older_than(
+/// Drops the partitions of `scheme` that end on or before `cutoff` (hold nothing from
+/// `cutoff` on); returns their names.
+pub async fn drop_before(
     client: &mut Client,
-    retention_days: u64,
+    scheme: &Scheme,
+    cutoff: NaiveDate,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    let today = Utc::now().date_naive();
-    let Some(cutoff) = today.checked_sub_days(Days::new(retention_days)) else {
-        return Ok(Vec::new());
-    };
-    let children: Vec<String> = client
-        .query(
-            "SELECT c.relname FROM pg_inherits i
-             JOIN pg_class c ON c.oid = i.inhrelid
-             JOIN pg_class p ON p.oid = i.inhparent
-             WHERE p.relname = 'results'",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let children = children(&*client, scheme).await?;
     let mut dropped = Vec::new();
     for table in children {
-        let Some(day) = table
-            .strip_prefix("results_")
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
-        else {
+        let Some(start) = scheme.parse(&table) else {
             continue;
         };
-        // The partition covers [day, day+1): wholly older once day+1 <= cutoff.
-        if day < cutoff {
+        if scheme.end(start) <= cutoff {
             client
                 .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
                 .await?;
@@ -96,5 +167,37 @@ pub async fn drop_older_than(
             dropped.push(table);
         }
     }
+    dropped.sort();
     Ok(dropped)
+}
+
+/// The first day of the oldest partition of `scheme`, if it has any.
+pub async fn oldest<C: GenericClient>(
+    client: &C,
+    scheme: &Scheme,
+) -> Result<Option<NaiveDate>, tokio_postgres::Error> {
+    Ok(children(client, scheme)
+        .await?
+        .iter()
+        .filter_map(|name| scheme.parse(name))
+        .min())
+}
+
+/// The names of `scheme`'s partitions.
+async fn children<C: GenericClient>(
+    client: &C,
+    scheme: &Scheme,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             WHERE p.relname = $1",
+            &[&scheme.table],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }

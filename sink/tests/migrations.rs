@@ -231,6 +231,24 @@ async fn a_version_1_database_with_data_is_converted_in_place_and_keeps_it() {
     assert_eq!(shop.get::<_, Option<&str>>(4), Some("got 503"));
     assert_eq!(shop.get::<_, Option<&str>>(5), Some("down"));
 
+    // Results stored before rollups existed are rolled up when the sink next starts.
+    assert_eq!(count(&client, "SELECT count(*) FROM rollup_daily").await, 0);
+    sitewatch_sink::rollups::rebuild::run_pending(&mut client)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &client,
+            "SELECT sum(up + degraded + down) FROM rollup_daily"
+        )
+        .await,
+        4
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM rollup_rebuilds_pending").await,
+        0
+    );
+
     // The sink carries on: a redelivered version-1 result is a no-op, a new one is stored
     // under the existing ids and continues the site's events.
     let mut again = result("api");

@@ -5,12 +5,13 @@
 
 mod support;
 
-use chrono::{Duration, SubsecRound, Utc};
+use chrono::{Duration, DurationRound, SubsecRound, Utc};
 use sitewatch_checks::schema::CheckError;
 use sitewatch_checks::{ErrorKind, Outcome};
 use sitewatch_sink::migrations;
 use sitewatch_sink::pipeline::{write_batch, Batch, Row};
-use sitewatch_sink::report;
+use sitewatch_sink::report::{self, Source};
+use sitewatch_sink::retention::Retention;
 use sitewatch_tests::fixtures::result;
 use support::TestDb;
 
@@ -127,4 +128,122 @@ async fn the_binary_prints_json_for_scripts() {
     let gone = sites.iter().find(|s| s["name"] == "gone").unwrap();
     assert_eq!(gone["checks"], 1, "a 4h window includes its check");
     assert_eq!(gone["uptime_pct"], 0.0);
+}
+
+#[tokio::test]
+async fn long_windows_are_read_from_rollups_and_outlive_raw_results() {
+    let db = TestDb::create().await;
+    let mut client = db.client().await;
+    migrations::migrate(&mut client).await.unwrap();
+    // Every 30 minutes for 30 days; every fifth check down; total times 100 … 400 ms.
+    let now = Utc::now().trunc_subsecs(3);
+    let rows: Vec<Row> = (0..1440)
+        .map(|i| {
+            let outcome = if i % 5 == 0 {
+                Outcome::Down
+            } else {
+                Outcome::Up
+            };
+            let mut row = row(i, "long", outcome, 0, 100.0 * (1 + i % 4) as f64);
+            row.result.started_at = now - Duration::minutes(30 * (1440 - i));
+            row
+        })
+        .collect();
+    write_batch(
+        &mut client,
+        &Batch {
+            rows,
+            rejected: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    // Raw results older than 14 days go.
+    sitewatch_sink::retention::apply(
+        &mut client,
+        &Retention {
+            raw_days: 14,
+            hourly_days: 180,
+            daily_days: None,
+        },
+        now.date_naive(),
+    )
+    .await
+    .unwrap();
+    let raw: i64 = client
+        .query_one("SELECT count(*) FROM results", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(raw < 15 * 48, "raw results were dropped ({raw} left)");
+
+    let r = report::load(&client, now - Duration::days(40))
+        .await
+        .unwrap();
+    assert_eq!(r.source, Source::DailyRollups);
+    assert_eq!(
+        r.since,
+        (now - Duration::days(40))
+            .duration_trunc(Duration::days(1))
+            .unwrap()
+    );
+    let long = &r.sites[0];
+    assert_eq!(
+        (long.checks, long.down),
+        (1440, 288),
+        "every check, dropped raw or not"
+    );
+    assert_eq!(long.uptime_pct, Some(80.0));
+    // Each down check covers the 30 minutes since the one before (the first covers none).
+    assert_eq!(long.down_seconds, Some(287.0 * 1800.0));
+    for (got, exact) in [
+        (long.p50_ms, 200.0),
+        (long.p95_ms, 400.0),
+        (long.p99_ms, 400.0),
+    ] {
+        let got = got.unwrap();
+        assert!((got - exact).abs() / exact <= 0.021, "{got} vs {exact}");
+    }
+
+    // Three days: hourly rollups, from the hour.
+    let r = report::load(&client, now - Duration::days(3))
+        .await
+        .unwrap();
+    assert_eq!(r.source, Source::HourlyRollups);
+    assert!(
+        (144..=146).contains(&r.sites[0].checks),
+        "{}",
+        r.sites[0].checks
+    );
+    // A day: raw results, exact.
+    let r = report::load(&client, now - Duration::hours(24))
+        .await
+        .unwrap();
+    assert_eq!((r.source, r.sites[0].checks), (Source::Results, 48));
+    assert_eq!(r.sites[0].down_seconds, None);
+    let text = report::text(&r);
+    assert!(text.contains("(from raw results)"), "{text}");
+}
+
+#[test]
+fn the_source_follows_the_window_and_the_raw_retention() {
+    let now = Utc::now();
+    let day_ago = now - Duration::hours(23);
+    assert_eq!(
+        report::source_for(day_ago, now, None),
+        (Source::Results, day_ago)
+    );
+    let cut = now.date_naive();
+    assert_eq!(
+        report::source_for(day_ago, now, Some(cut)).0,
+        Source::HourlyRollups
+    );
+    assert_eq!(
+        report::source_for(now - Duration::days(7), now, None).0,
+        Source::HourlyRollups
+    );
+    assert_eq!(
+        report::source_for(now - Duration::days(8), now, None).0,
+        Source::DailyRollups
+    );
 }

@@ -1,16 +1,16 @@
 //! Batch writing against real PostgreSQL: idempotent inserts, status-change events,
-//! rejected messages, retention, error kinds from newer agents.
+//! rejected messages, error kinds from newer agents.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
 mod support;
 
-use chrono::{Days, Duration, SubsecRound, Utc};
+use chrono::{Duration, SubsecRound, Utc};
 use sitewatch_checks::schema::{CheckError, HttpInfo, RegexInfo};
 use sitewatch_checks::{ErrorKind, Outcome};
 use sitewatch_sink::decode::decode;
+use sitewatch_sink::migrations;
 use sitewatch_sink::pipeline::{write_batch, Batch, Rejected, Row};
-use sitewatch_sink::{migrations, partitions};
 use sitewatch_tests::fixtures::result;
 use support::TestDb;
 
@@ -214,36 +214,6 @@ async fn poison_messages_are_kept_in_rejected_messages_beside_good_ones() {
             "SELECT count(*) FROM check_results WHERE site = 'good'"
         )
         .await,
-        1
-    );
-}
-
-#[tokio::test]
-async fn retention_drops_whole_old_partitions_and_keeps_recent_data() {
-    let (_db, mut client) = migrated().await;
-    let old_day = Utc::now()
-        .date_naive()
-        .checked_sub_days(Days::new(40))
-        .unwrap();
-    let mut old = row(0, "r", Outcome::Up, 0);
-    old.result.started_at = old_day.and_hms_opt(12, 0, 0).unwrap().and_utc();
-    let recent = row(1, "r", Outcome::Up, 1);
-    write_batch(
-        &mut client,
-        &Batch {
-            rows: vec![old, recent],
-            rejected: vec![],
-        },
-    )
-    .await
-    .unwrap();
-    let dropped = partitions::drop_older_than(&mut client, 30).await.unwrap();
-    assert_eq!(
-        dropped,
-        vec![format!("results_{}", old_day.format("%Y%m%d"))]
-    );
-    assert_eq!(
-        count(&client, "SELECT count(*) FROM check_results").await,
         1
     );
 }

@@ -1,10 +1,11 @@
 //! The batch transaction as a pipeline of steps: the store step writes the batch's results
-//! and finds which are new; each later step (`sites`: site state and events; rollups and the
+//! and finds which are new; each later step (`rollups`; `sites`: site state and events; the
 //! verdict stages to come) runs in the same transaction on those new results only. The list
 //! of steps is [`Pipeline`]'s, in `write.rs`; the interface is [`Step`].
 
 mod batch;
 mod rejected;
+mod rollups;
 mod sites;
 mod step;
 mod store;

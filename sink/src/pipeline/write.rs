@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use super::batch::Batch;
 use super::rejected;
+use super::rollups::Rollups;
 use super::sites::SitesAndEvents;
 use super::step::{Step, StepError, Stored};
 use super::store::{self, InsertMethod};
@@ -78,7 +79,7 @@ pub struct Pipeline {
 impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
-            steps: vec![Box::new(SitesAndEvents)],
+            steps: vec![Box::new(Rollups), Box::new(SitesAndEvents)],
         }
     }
 }
@@ -120,9 +121,9 @@ impl Pipeline {
         batch: &Batch,
         method: InsertMethod,
     ) -> Result<WriteStats, WriteError> {
-        let tx = client.transaction().await?;
         let days = batch.rows.iter().map(|r| r.result.started_at.date_naive());
-        partitions::ensure_days(&tx, days).await?;
+        partitions::ensure_days(client, days).await?;
+        let tx = client.transaction().await?;
         let stored = store::store(&tx, &batch.rows, method)
             .await
             .map_err(|error| WriteError::Step {

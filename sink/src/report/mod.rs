@@ -1,8 +1,12 @@
-//! `sitewatch-sink report`: what the tables say about each site over a window,
-//! for a terminal or (`--json`) for scripts.
+//! `sitewatch-sink report`: what the tables say about each site over a window, for a
+//! terminal or (`--json`) for scripts. A day or less is read from raw results; longer
+//! windows, or ones beyond the raw results' retention, from rollups.
 
+mod figures;
+mod model;
 mod query;
 mod render;
 
-pub use query::{load, Event, Report, ReportError, SiteReport};
+pub use model::{Event, Report, SiteReport, Source};
+pub use query::{load, source_for, ReportError};
 pub use render::text;

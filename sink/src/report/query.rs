@@ -1,74 +1,23 @@
-//! The report's data: one query for the per-site figures, one for recent events.
+//! Reading the report: which source serves the window, then the sites, their figures and
+//! their recent events, in three queries.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use tokio_postgres::Client;
 
-use crate::{codes, migrations};
+use super::figures;
+use super::model::{Event, Report, SiteReport, Source};
+use crate::migrations;
 
 /// Events listed per site, newest kept.
 const EVENTS_PER_SITE: i64 = 5;
-
-/// The whole report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// Start of the window.
-    pub since: DateTime<Utc>,
-    /// When the report was made.
-    pub generated_at: DateTime<Utc>,
-    /// One entry per known site, by name.
-    pub sites: Vec<SiteReport>,
-}
-
-/// One site over the window.
-#[derive(Debug, Clone, Serialize)]
-pub struct SiteReport {
-    /// Site name.
-    pub name: String,
-    /// URL last checked.
-    pub url: String,
-    /// Outcome of the latest check.
-    pub outcome: String,
-    /// When the site entered that outcome.
-    pub since: DateTime<Utc>,
-    /// Latest check.
-    pub last_seen: DateTime<Utc>,
-    /// Checks in the window.
-    pub checks: i64,
-    /// Share of those checks that were not `down`, in percent (`None` without checks).
-    pub uptime_pct: Option<f64>,
-    /// Checks that were `degraded`.
-    pub degraded: i64,
-    /// Checks that were `down`.
-    pub down: i64,
-    /// Median total response time, ms.
-    pub p50_ms: Option<f64>,
-    /// 95th percentile total response time, ms.
-    pub p95_ms: Option<f64>,
-    /// Latest error in the window: kind.
-    pub last_error_kind: Option<String>,
-    /// Latest error in the window: message.
-    pub last_error: Option<String>,
-    /// When that error happened.
-    pub last_error_at: Option<DateTime<Utc>>,
-    /// Latest outcome changes in the window, oldest first.
-    pub events: Vec<Event>,
-}
-
-/// One outcome change.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Outcome before (`None` for a site's first result).
-    pub previous: Option<String>,
-    /// Outcome after.
-    pub new: String,
-    /// Why, when the new outcome is not `up`.
-    pub reason: Option<String>,
-}
+/// Longest window read from raw results.
+const RAW_WINDOW: TimeDelta = TimeDelta::days(1);
+/// Longest window read from hourly rollups.
+const HOURLY_WINDOW: TimeDelta = TimeDelta::days(7);
+/// Allowance on those lengths: `--since 1d` is a day counted a moment before the report.
+const SLACK: TimeDelta = TimeDelta::minutes(1);
 
 /// Why the report could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -81,41 +30,103 @@ pub enum ReportError {
     Db(#[from] tokio_postgres::Error),
 }
 
+/// Where figures for results since `since` come from, and the window's start as that source
+/// has it: raw results up to a day back (while they are kept), hourly rollups up to a week
+/// (from the hour), daily rollups beyond (from midnight UTC).
+pub fn source_for(
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    raw_dropped_before: Option<NaiveDate>,
+) -> (Source, DateTime<Utc>) {
+    let raw_kept = raw_dropped_before
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .is_none_or(|from| since >= from.and_utc());
+    let window = now - since - SLACK;
+    if window <= RAW_WINDOW && raw_kept {
+        (Source::Results, since)
+    } else if window <= HOURLY_WINDOW {
+        let hour = since.duration_trunc(TimeDelta::hours(1)).unwrap_or(since);
+        (Source::HourlyRollups, hour)
+    } else {
+        let day = since.duration_trunc(TimeDelta::days(1)).unwrap_or(since);
+        (Source::DailyRollups, day)
+    }
+}
+
 /// Reads the report for results since `since`.
 pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, ReportError> {
     migrations::check_current(client).await?;
+    let now = Utc::now();
+    let dropped: Option<NaiveDate> = client
+        .query_one("SELECT raw_dropped_before FROM retention_state", &[])
+        .await?
+        .get(0);
+    let (source, since) = source_for(since, now, dropped);
+    let mut figures = figures::load(client, source, since).await?;
+    let mut events = recent_events(client, since).await?;
     let rows = client
         .query(
-            "SELECT s.name, s.url, coalesce(s.current_outcome, 'unknown'),
-                    coalesce(s.last_change_at, s.first_seen), s.last_seen,
-                    w.checks, w.down, w.degraded, w.p50, w.p95,
-                    e.kind, e.message, e.at
-             FROM sites s
-             LEFT JOIN LATERAL (
-                 SELECT count(*) AS checks,
-                        count(*) FILTER (WHERE outcome = $2) AS down,
-                        count(*) FILTER (WHERE outcome = $3) AS degraded,
-                        percentile_cont(0.5) WITHIN GROUP (ORDER BY total_us) / 1000 AS p50,
-                        percentile_cont(0.95) WITHIN GROUP (ORDER BY total_us) / 1000 AS p95
-                 FROM results r
-                 WHERE r.site_id = s.id AND r.started_at >= $1
-             ) w ON true
-             LEFT JOIN LATERAL (
-                 SELECT s.last_error_kind AS kind, s.last_error_message AS message,
-                        s.last_error_at AS at
-                 WHERE s.last_error_at >= $1
-             ) e ON true
-             ORDER BY s.name",
-            &[&since, &codes::DOWN, &codes::DEGRADED],
+            "SELECT id, name, url, coalesce(current_outcome, 'unknown'),
+                    coalesce(last_change_at, first_seen), last_seen,
+                    last_error_kind, last_error_message, last_error_at
+             FROM sites ORDER BY name",
+            &[],
         )
         .await?;
+    let sites = rows
+        .iter()
+        .map(|r| {
+            let f = figures.remove(&r.get::<_, i32>(0)).unwrap_or_default();
+            let name: String = r.get(1);
+            let error_at: Option<DateTime<Utc>> = r.get(8);
+            let in_window = error_at.is_some_and(|at| at >= since);
+            SiteReport {
+                events: events.remove(&name).unwrap_or_default(),
+                name,
+                url: r.get(2),
+                outcome: r.get(3),
+                since: r.get(4),
+                last_seen: r.get(5),
+                checks: f.checks,
+                uptime_pct: (f.checks > 0)
+                    .then(|| 100.0 * (f.checks - f.down) as f64 / f.checks as f64),
+                degraded: f.degraded,
+                down: f.down,
+                down_seconds: f.down_seconds,
+                degraded_seconds: f.degraded_seconds,
+                p50_ms: f.p50_ms,
+                p95_ms: f.p95_ms,
+                p99_ms: f.p99_ms,
+                last_error_kind: r.get::<_, Option<String>>(6).filter(|_| in_window),
+                last_error: r.get::<_, Option<String>>(7).filter(|_| in_window),
+                last_error_at: error_at.filter(|_| in_window),
+            }
+        })
+        .collect();
+    Ok(Report {
+        since,
+        generated_at: now,
+        source,
+        sites,
+    })
+}
+
+/// Each site's latest outcome changes since `since`, oldest first.
+async fn recent_events(
+    client: &Client,
+    since: DateTime<Utc>,
+) -> Result<BTreeMap<String, Vec<Event>>, tokio_postgres::Error> {
     let mut events: BTreeMap<String, Vec<Event>> = BTreeMap::new();
     for r in client
         .query(
-            "SELECT site, at, previous_outcome, new_outcome, reason FROM (
-                 SELECT *, row_number() OVER (PARTITION BY site ORDER BY at DESC, id DESC) AS n
-                 FROM site_events WHERE at >= $1
-             ) e WHERE n <= $2 ORDER BY site, at, id",
+            "SELECT s.name, e.at, e.previous_outcome, e.new_outcome, e.reason
+             FROM sites s
+             CROSS JOIN LATERAL (
+                 SELECT * FROM site_events e
+                 WHERE e.site = s.name AND e.at >= $1
+                 ORDER BY e.at DESC, e.id DESC LIMIT $2
+             ) e
+             ORDER BY s.name, e.at, e.id",
             &[&since, &EVENTS_PER_SITE],
         )
         .await?
@@ -127,34 +138,5 @@ pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, Repor
             reason: r.get(4),
         });
     }
-    let sites = rows
-        .iter()
-        .map(|r| {
-            let name: String = r.get(0);
-            let checks: i64 = r.get(5);
-            let down: i64 = r.get(6);
-            SiteReport {
-                events: events.remove(&name).unwrap_or_default(),
-                name,
-                url: r.get(1),
-                outcome: r.get(2),
-                since: r.get(3),
-                last_seen: r.get(4),
-                checks,
-                uptime_pct: (checks > 0).then(|| 100.0 * (checks - down) as f64 / checks as f64),
-                degraded: r.get(7),
-                down,
-                p50_ms: r.get(8),
-                p95_ms: r.get(9),
-                last_error_kind: r.get(10),
-                last_error: r.get(11),
-                last_error_at: r.get(12),
-            }
-        })
-        .collect();
-    Ok(Report {
-        since,
-        generated_at: Utc::now(),
-        sites,
-    })
+    Ok(events)
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::query::Report;
+use super::model::Report;
 
 /// Longest error message shown in the table (the JSON form has it whole).
 const ERROR_WIDTH: usize = 60;
@@ -14,9 +14,10 @@ pub fn text(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "sitewatch report: {} site(s), results since {}\n",
+        "sitewatch report: {} site(s), results since {} (from {})\n",
         report.sites.len(),
-        time(report.since)
+        time(report.since),
+        report.source.describe()
     );
     if report.sites.is_empty() {
         out.push_str("no results stored yet\n");

@@ -1,0 +1,199 @@
+//! Rollups kept up to date inside the batch transaction. For each (site, location) the
+//! batch stored checks for, the checks stored from just before the batch's earliest one on
+//! are read back, so the change is exact even when a late result lands between stored ones
+//! (it shortens the time its successor covers). Only checks the batch stored are counted:
+//! a redelivered one never reaches here.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Transaction;
+
+use super::rollup::{span_ms, Check, Resolution, Rollup, MAX_GAP};
+use super::table::{self, Key, RollupError};
+
+/// The checks of one (site, location) a batch stored, in order.
+#[derive(Debug, Clone)]
+pub struct NewChecks {
+    /// `sites.id`.
+    pub site_id: i32,
+    /// `locations.id`.
+    pub location_id: i16,
+    /// The stored checks, ordered by [`Check::order`].
+    pub checks: Vec<Check>,
+}
+
+/// Changes to rollup rows, by table and key.
+#[derive(Debug, Default)]
+pub struct Changes(BTreeMap<(Resolution, Key), Rollup>);
+
+impl Changes {
+    fn row(
+        &mut self,
+        resolution: Resolution,
+        site_id: i32,
+        location_id: i16,
+        at: DateTime<Utc>,
+    ) -> &mut Rollup {
+        let key = Key {
+            site_id,
+            location_id,
+            bucket: resolution.bucket(at),
+        };
+        self.0.entry((resolution, key)).or_default()
+    }
+
+    /// Counts `check`, covering `span` ms, in each resolution's bucket.
+    pub fn add(&mut self, site_id: i32, location_id: i16, check: &Check, span: i64) {
+        for resolution in Resolution::ALL {
+            let row = self.row(resolution, site_id, location_id, check.started_at);
+            row.count(check);
+            row.cover(check.outcome, span);
+        }
+    }
+
+    /// Changes the time an already counted `check` covers by `delta` ms.
+    fn recover(&mut self, site_id: i32, location_id: i16, check: &Check, delta: i64) {
+        for resolution in Resolution::ALL {
+            self.row(resolution, site_id, location_id, check.started_at)
+                .cover(check.outcome, delta);
+        }
+    }
+
+    /// The changed rows of one table.
+    pub fn of(&self, resolution: Resolution) -> impl Iterator<Item = (&Key, &Rollup)> {
+        self.0
+            .iter()
+            .filter(move |((r, _), _)| *r == resolution)
+            .map(|((_, k), v)| (k, v))
+    }
+}
+
+/// Applies the batch's new checks to the rollup tables; returns the rows written. The
+/// caller holds the sites' locks and has made sure `rollup_hourly` has partitions for the
+/// checks' days (`partitions::ensure_days`, before taking them).
+pub async fn apply(tx: &Transaction<'_>, new: &[NewChecks]) -> Result<u64, RollupError> {
+    if new.is_empty() {
+        return Ok(0);
+    }
+    let stored = neighbours(tx, new).await?;
+    let mut changes = Changes::default();
+    for (group, around) in new.iter().zip(stored) {
+        changes_of(&mut changes, group, around);
+    }
+    let mut written = 0;
+    for resolution in Resolution::ALL {
+        written += merge_into(tx, resolution, &changes).await?;
+    }
+    Ok(written)
+}
+
+/// Adds the batch's changes to the stored rows and writes them.
+async fn merge_into(
+    tx: &Transaction<'_>,
+    resolution: Resolution,
+    changes: &Changes,
+) -> Result<u64, RollupError> {
+    let keys: Vec<Key> = changes.of(resolution).map(|(k, _)| *k).collect();
+    let mut stored = table::read(tx, resolution, &keys).await?;
+    let merged: Vec<(Key, Rollup)> = changes
+        .of(resolution)
+        .map(|(key, change)| {
+            let mut row = stored.remove(key).unwrap_or_default();
+            row.merge(change);
+            (*key, row)
+        })
+        .collect();
+    table::write(tx, resolution, &merged).await
+}
+
+/// What is stored around a group's new checks: the latest check before the earliest new one
+/// (within [`MAX_GAP`]), and every check from the earliest new one on, new ones included.
+#[derive(Debug, Default)]
+struct Around {
+    previous: Option<Check>,
+    from_first: Vec<Check>,
+}
+
+/// Reads [`Around`] for every group, in one statement.
+async fn neighbours(tx: &Transaction<'_>, new: &[NewChecks]) -> Result<Vec<Around>, RollupError> {
+    let sites: Vec<i32> = new.iter().map(|g| g.site_id).collect();
+    let locations: Vec<i16> = new.iter().map(|g| g.location_id).collect();
+    let first: Vec<DateTime<Utc>> = new
+        .iter()
+        .map(|g| {
+            g.checks
+                .first()
+                .map_or(DateTime::<Utc>::MAX_UTC, |c| c.started_at)
+        })
+        .collect();
+    let gap = MAX_GAP.num_milliseconds();
+    let rows = tx
+        .query(
+            "SELECT k.i, r.before, r.started_at, r.agent_id, r.outcome, r.total_us
+             FROM unnest($1::int[], $2::int2[], $3::timestamptz[])
+                  WITH ORDINALITY AS k(site_id, location_id, first, i)
+             JOIN agents a ON a.location_id = k.location_id
+             CROSS JOIN LATERAL (
+                 (SELECT true AS before, started_at, agent_id, outcome, total_us
+                  FROM results r
+                  WHERE r.site_id = k.site_id AND r.agent_id = a.id AND r.started_at < k.first
+                    AND r.started_at >= k.first - $4 * interval '1 ms'
+                  ORDER BY r.started_at DESC LIMIT 1)
+                 UNION ALL
+                 (SELECT false, started_at, agent_id, outcome, total_us
+                  FROM results r
+                  WHERE r.site_id = k.site_id AND r.agent_id = a.id AND r.started_at >= k.first)
+             ) r",
+            &[&sites, &locations, &first, &(gap as f64)],
+        )
+        .await?;
+    let mut around: Vec<Around> = new.iter().map(|_| Around::default()).collect();
+    for r in rows {
+        let i: i64 = r.get(0);
+        let Some(group) = usize::try_from(i - 1).ok().and_then(|i| around.get_mut(i)) else {
+            continue;
+        };
+        let check = Check {
+            started_at: r.get(2),
+            agent_id: r.get(3),
+            outcome: r.get(4),
+            total_us: r.get(5),
+        };
+        if r.get::<_, bool>(1) {
+            // The latest of the location's agents' latest.
+            if group.previous.is_none_or(|p| p.order() < check.order()) {
+                group.previous = Some(check);
+            }
+        } else {
+            group.from_first.push(check);
+        }
+    }
+    for group in &mut around {
+        group.from_first.sort_by_key(Check::order);
+    }
+    Ok(around)
+}
+
+/// The changes one group's new checks make: each new check is counted with the time it
+/// covers; a stored check whose predecessor is now a new (late) check covers less.
+fn changes_of(changes: &mut Changes, group: &NewChecks, around: Around) {
+    let new: HashSet<(DateTime<Utc>, i16)> = group.checks.iter().map(Check::order).collect();
+    let (site, location) = (group.site_id, group.location_id);
+    // The sequence with the batch (after) and without it (before, as the rollups have it).
+    let mut after: Option<Check> = around.previous;
+    let mut before: Option<Check> = around.previous;
+    for check in &around.from_first {
+        let span = span_ms(after.as_ref(), check);
+        if new.contains(&check.order()) {
+            changes.add(site, location, check, span);
+        } else {
+            let was = span_ms(before.as_ref(), check);
+            if span != was {
+                changes.recover(site, location, check, span - was);
+            }
+            before = Some(*check);
+        }
+        after = Some(*check);
+    }
+}

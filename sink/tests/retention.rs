@@ -1,0 +1,130 @@
+//! Tiered retention against real PostgreSQL: raw results, hourly rollups and daily rollups
+//! each kept for their own time; dropping raw days keeps what the rollups say about them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
+mod support;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use sitewatch_sink::migrations;
+use sitewatch_sink::pipeline::{write_batch, Batch, Row};
+use sitewatch_sink::retention::{self, Retention};
+use sitewatch_tests::fixtures::result;
+use support::TestDb;
+use tokio_postgres::Client;
+
+fn noon(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(12, 0, 0).unwrap().and_utc()
+}
+
+async fn count(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+async fn partitions(client: &Client, parent: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = $1::text::regclass ORDER BY 1",
+            &[&parent],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
+    let db = TestDb::create().await;
+    let mut client = db.client().await;
+    migrations::migrate(&mut client).await.unwrap();
+    let today = Utc::now().date_naive();
+    let ago = |days: u64| today.checked_sub_days(Days::new(days)).unwrap();
+    // One check on each of these days (the oldest in a month wholly past 180 days).
+    let days = [ago(220), ago(20), ago(13), ago(1)];
+    let rows = days
+        .iter()
+        .enumerate()
+        .map(|(i, day)| {
+            let mut r = result("site");
+            r.started_at = noon(*day);
+            Row::new(0, i as i64, r)
+        })
+        .collect();
+    write_batch(
+        &mut client,
+        &Batch {
+            rows,
+            rejected: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM rollup_daily").await, 4);
+
+    let tiers = Retention {
+        raw_days: 14,
+        hourly_days: 180,
+        daily_days: None,
+    };
+    let dropped = retention::apply(&mut client, &tiers, today).await.unwrap();
+    let day_name = |d: NaiveDate| format!("results_{}", d.format("%Y%m%d"));
+    assert_eq!(dropped.raw, vec![day_name(days[0]), day_name(days[1])]);
+    assert_eq!(
+        dropped.hourly,
+        vec![format!("rollup_hourly_{}", days[0].format("%Y%m"))]
+    );
+    assert_eq!(dropped.daily_rows, 0);
+    assert_eq!(
+        partitions(&client, "results").await,
+        vec![day_name(days[2]), day_name(days[3])]
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM results").await, 2);
+    // Hourly rollups of the raw days just dropped are still there, daily ones of all.
+    let hourly_days: Vec<NaiveDate> = client
+        .query("SELECT bucket FROM rollup_hourly ORDER BY bucket", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, DateTime<Utc>>(0).date_naive())
+        .collect();
+    assert_eq!(hourly_days, days[1..]);
+    assert_eq!(
+        count(&client, "SELECT sum(up) FROM rollup_daily").await,
+        4,
+        "every check is still counted"
+    );
+    let cut: Option<NaiveDate> = client
+        .query_one("SELECT raw_dropped_before FROM retention_state", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cut, Some(ago(14)));
+    // A second pass has nothing left to drop.
+    let again = retention::apply(&mut client, &tiers, today).await.unwrap();
+    assert!(again.raw.is_empty() && again.hourly.is_empty());
+
+    // Daily rollups go too when given a retention.
+    let dropped = retention::apply(
+        &mut client,
+        &Retention {
+            daily_days: Some(100),
+            ..tiers
+        },
+        today,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dropped.daily_rows, 1);
+    let kept: Vec<NaiveDate> = client
+        .query("SELECT bucket FROM rollup_daily ORDER BY bucket", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, DateTime<Utc>>(0).date_naive())
+        .collect();
+    assert_eq!(kept, days[1..]);
+}
