@@ -15,6 +15,10 @@ pub struct SinkConfig {
     /// Topic the agents publish to.
     #[arg(long, env = "SITEWATCH_TOPIC", default_value = "sitewatch.checks")]
     pub topic: String,
+    /// The site catalog topic the agents publish their site definitions to (compacted);
+    /// `off` to judge sites without it (defaults and inferred intervals).
+    #[arg(long, env = "SITEWATCH_CATALOG_TOPIC", default_value = sitewatch_checks::catalog::DEFAULT_CATALOG_TOPIC)]
+    pub catalog_topic: String,
     /// Consumer group; sinks in one group share the topic's partitions.
     #[arg(long, env = "SITEWATCH_GROUP", default_value = "sitewatch-sink")]
     pub group: String,
@@ -87,6 +91,14 @@ impl SinkConfig {
             self.database_sslmode,
             self.database_ca.as_deref(),
         )
+    }
+
+    /// The catalog topic, unless it is `off`.
+    pub fn catalog_topic(&self) -> Option<&str> {
+        match self.catalog_topic.trim() {
+            "" | "off" => None,
+            topic => Some(topic),
+        }
     }
 
     /// How long each storage tier is kept.
