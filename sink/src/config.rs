@@ -162,6 +162,9 @@ impl SinkConfig {
             ("auto.offset.reset", "earliest"),
             ("session.timeout.ms", "6000"),
             ("enable.partition.eof", "false"),
+            // A subscribed topic created later (the site catalog, by the first agent) is
+            // found within this, not librdkafka's default 5 minutes.
+            ("topic.metadata.refresh.interval.ms", "30000"),
         ];
         Ok(self.connection()?.client_config(&defaults))
     }

@@ -1,6 +1,8 @@
-//! A site's verdict from its voting locations (not silent, not pending): `down` when at
-//! least the quorum of them are failing, `degraded` when some are failing or degraded but
-//! fewer than the quorum, `up` otherwise, `unknown` with none voting.
+//! A site's verdict from its active locations (not silent): `down` when at least the
+//! quorum of them are failing, `degraded` when some are failing or degraded but fewer than
+//! the quorum, `up` otherwise, `unknown` when none has a state yet (all `pending`, or none
+//! active). A pending location counts among the active ones: one location's failure is not
+//! a majority while the others have not decided yet.
 
 use sitewatch_checks::catalog::Quorum;
 
@@ -50,7 +52,7 @@ pub struct Vote<'a> {
     pub verdict: Verdict,
     /// Failing locations needed for `down`.
     pub required: usize,
-    /// Voting locations.
+    /// Active locations (pending ones included).
     pub voting: usize,
     /// The failing ones, by name.
     pub failing: Vec<&'a LocationState>,
@@ -60,7 +62,7 @@ pub struct Vote<'a> {
 
 /// Counts the votes of `locations` under `quorum`.
 pub fn vote<'a>(locations: impl Iterator<Item = &'a LocationState>, quorum: Quorum) -> Vote<'a> {
-    let voting: Vec<&LocationState> = locations.filter(|l| l.votes()).collect();
+    let voting: Vec<&LocationState> = locations.filter(|l| l.silent_since.is_none()).collect();
     let pick = |status| -> Vec<&'a LocationState> {
         voting
             .iter()
@@ -70,7 +72,7 @@ pub fn vote<'a>(locations: impl Iterator<Item = &'a LocationState>, quorum: Quor
     };
     let (failing, degraded) = (pick(Status::Failing), pick(Status::Degraded));
     let required = quorum.required(voting.len());
-    let verdict = if voting.is_empty() {
+    let verdict = if voting.iter().all(|l| l.status == Status::Pending) {
         Verdict::Unknown
     } else if failing.len() >= required {
         Verdict::Down
@@ -93,6 +95,9 @@ impl Vote<'_> {
     pub fn reason(&self, silence: &str) -> String {
         if self.voting == 0 {
             return format!("no location reported within 3 intervals ({silence})");
+        }
+        if self.verdict == Verdict::Unknown {
+            return format!("no location has a state yet ({} pending)", self.voting);
         }
         let describe = |ls: &[&LocationState]| {
             ls.iter()
@@ -164,6 +169,11 @@ mod tests {
         assert_eq!(
             v(&three(Pending, Pending, Pending), Quorum::Any),
             Verdict::Unknown
+        );
+        // Undecided locations count: one failing location of three is not a majority yet.
+        assert_eq!(
+            v(&three(Pending, Pending, Failing), Quorum::Majority),
+            Verdict::Degraded
         );
         // A silent location leaves the vote: 1 of the 2 left is not a majority.
         let mut silent = three(Failing, Passing, Failing);
