@@ -12,6 +12,7 @@ use sitewatch_checks::Outcome;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::CatalogPublisher;
 use crate::check::Checker;
 use crate::cli::{Cli, Command, PluginsCommand};
 use crate::config::{self, AgentConfig, EXIT_CONFIG};
@@ -128,11 +129,20 @@ pub async fn run_with(
 ) -> anyhow::Result<ExitCode> {
     // Start-up does not wait for Kafka: checks begin at once, results queue (or spool).
     let publisher = Publisher::from_config(config.kafka.as_ref()).await?;
+    let catalog = CatalogPublisher::new(config.kafka.as_ref())?;
+    let first = catalog
+        .as_ref()
+        .map(|catalog| catalog.spawn_publish(config.clone(), true));
     tracing::info!(sites = config.sites.len(), agent = %config.agent.name, "sitewatch agent starting");
     if options.once {
-        return once(config, publisher, shutdown).await;
+        let code = once(config, publisher, shutdown).await;
+        // The catalog is small; it gets the same deadline as the results.
+        if let Some(published) = first {
+            let _ = tokio::time::timeout(PUBLISH_FLUSH_DEADLINE, published).await;
+        }
+        return code;
     }
-    crate::daemon::run(config, publisher, options.reload, shutdown).await
+    crate::daemon::run(config, publisher, catalog, options.reload, shutdown).await
 }
 
 async fn once(

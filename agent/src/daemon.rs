@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{report_unsent, ReloadSource, PUBLISH_FLUSH_DEADLINE};
+use crate::catalog::CatalogPublisher;
 use crate::check::Checker;
 use crate::config::AgentConfig;
 use crate::limit::ConcurrencyLimit;
@@ -27,6 +28,7 @@ const RESULT_QUEUE: usize = 1024;
 pub async fn run(
     mut config: AgentConfig,
     publisher: Publisher,
+    catalog: Option<Arc<CatalogPublisher>>,
     reload: Option<ReloadSource>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
@@ -105,6 +107,9 @@ pub async fn run(
                 max_concurrency.store(new.agent.max_concurrency, Ordering::Relaxed);
                 limit.set_limit(limit.limit().min(new.agent.max_concurrency));
                 watching.store(new.agent.watch_config, Ordering::Relaxed);
+                if let Some(catalog) = &catalog {
+                    catalog.spawn_publish(new.clone(), false);
+                }
                 let changes = scheduler.apply(running.update(&new));
                 metrics.sites.set(scheduler.sites() as i64);
                 tracing::info!(

@@ -2,6 +2,7 @@
 
 pub mod adapt;
 pub mod app;
+pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -97,6 +97,7 @@ async fn write_all(client: &mut Client, rows: &[Row], method: InsertMethod) -> D
         let batch = Batch {
             rows: chunk.to_vec(),
             rejected: Vec::new(),
+            catalog: Vec::new(),
         };
         let stats = write_batch_with(client, &batch, method).await.unwrap();
         assert_eq!(stats.inserted as usize, chunk.len(), "{method:?}");

@@ -18,6 +18,8 @@ pub mod pipeline;
 pub mod report;
 pub mod retention;
 pub mod rollups;
+mod sweeper;
+pub mod verdicts;
 
 pub use config::SinkConfig;
 pub use consumer::{run, SinkError};

@@ -79,6 +79,14 @@ struct SiteView<'a> {
     tls_ca: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     plugins: &'a [PluginUse],
+    failure_threshold: u32,
+    success_threshold: u32,
+    quorum: sitewatch_checks::catalog::Quorum,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+    public: bool,
 }
 
 /// The resolved config as YAML, secrets masked.
@@ -127,6 +135,12 @@ pub fn render(config: &AgentConfig) -> String {
                 headers,
                 tls_ca: spec.tls.is_some(),
                 plugins: &s.plugins,
+                failure_threshold: s.listing.failure_threshold,
+                success_threshold: s.listing.success_threshold,
+                quorum: s.listing.quorum,
+                tags: &s.listing.tags,
+                group: s.listing.group.as_deref(),
+                public: s.listing.public,
             }
         })
         .collect();
