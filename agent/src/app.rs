@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogPublisher;
 use crate::check::Checker;
-use crate::cli::Cli;
+use crate::cli::{Cli, Command, PluginsCommand};
 use crate::config::{self, AgentConfig, EXIT_CONFIG};
 use crate::publisher::Publisher;
 
@@ -26,6 +26,9 @@ pub const EXIT_UNSENT: u8 = 75;
 
 /// Entry point used by `main.rs`.
 pub async fn main(cli: Cli) -> ExitCode {
+    if let Some(Command::Plugins(PluginsCommand::Compile { config, cache_dir })) = cli.command {
+        return compile_plugins(&config, cache_dir);
+    }
     let config = match crate::reload::load(&cli.config) {
         Ok(config) => config,
         Err(errors) => {
@@ -62,6 +65,25 @@ pub async fn main(cli: Cli) -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sitewatch-agent plugins compile`: fills the compiled-code cache and reports
+/// what each plugin took.
+fn compile_plugins(files: &[PathBuf], cache_dir: Option<PathBuf>) -> ExitCode {
+    // The cache must be absolute; a relative --cache-dir is taken from here.
+    let cache_dir = cache_dir.map(|d| std::path::absolute(&d).unwrap_or(d));
+    let compiled =
+        config::load(files).and_then(|config| crate::plugins::compile(&config, cache_dir));
+    match compiled {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

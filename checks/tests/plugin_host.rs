@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sitewatch_checks::plugin::{
-    CallError, HostOptions, LoadError, PluginHost, PluginLimits, WasmPlugin,
+    host_wit_version, CallError, HostOptions, LoadError, PluginHost, PluginLimits, WasmPlugin,
 };
 use sitewatch_checks::schema::{PluginOutcome, PluginResult, Timings};
 use sitewatch_checks::spec::ResponseView;
@@ -201,7 +201,22 @@ async fn hostile_plugins_are_contained_and_the_host_stays_usable() {
         // Generous bound: the point is "ends near its deadline", not "never ends".
         assert!(took < Duration::from_secs(5), "{mode} took {took:?}");
     }
-    match call("oom").await.0.unwrap_err() {
+    // Filling 32 MiB can take longer than 100 ms on a loaded machine: this case is
+    // about the memory cap, so it gets a deadline it cannot reach.
+    let roomy = h
+        .load(
+            "hostile",
+            &component("hostile"),
+            PluginLimits {
+                timeout: Duration::from_secs(30),
+                ..limits
+            },
+        )
+        .unwrap();
+    let oom = roomy
+        .call(&view(&[], b""), &[("mode".into(), "oom".into())])
+        .await;
+    match oom.unwrap_err() {
         CallError::Memory { limit, wanted } => {
             assert_eq!(limit, limits.max_memory);
             assert!(wanted > limit);
@@ -258,6 +273,25 @@ fn unusable_component_files_are_load_errors_naming_the_file() {
     assert!(matches!(err, LoadError::Read { .. }), "{err}");
     assert!(err.to_string().contains("missing.wasm"));
 
+    // A core module (e.g. built for wasm32-wasip1): says how to build a component.
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let err = h.load("c", &core, PluginLimits::default()).err().unwrap();
+    assert!(matches!(err, LoadError::CoreModule { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("build it as a component (Rust: cargo build --target wasm32-wasip2"),
+        "{err}"
+    );
+
+    // A directory where the file should be.
+    let err = h
+        .load("d", dir.path(), PluginLimits::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::Directory { .. }), "{err}");
+    assert!(err.to_string().contains("is a directory"), "{err}");
+
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm at all").unwrap();
     let err = h.load("j", &junk, PluginLimits::default()).err().unwrap();
@@ -270,6 +304,68 @@ fn unusable_component_files_are_load_errors_naming_the_file() {
     let err = h.load("e", &empty, PluginLimits::default()).err().unwrap();
     assert!(matches!(err, LoadError::World { .. }), "{err}");
     assert!(err.to_string().contains("empty.wasm") && err.to_string().contains("checker"));
+}
+
+/// A component whose only content is one empty-instance import per name.
+fn component_importing(names: &[&str]) -> Vec<u8> {
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    // Type section: one instance type with no exports.
+    bytes.extend([7, 3, 1, 0x42, 0]);
+    let mut imports = vec![names.len() as u8];
+    for name in names {
+        imports.push(0); // a plain name
+        imports.push(name.len() as u8);
+        imports.extend(name.as_bytes());
+        imports.extend([0x05, 0]); // an instance of type 0
+    }
+    bytes.push(10);
+    bytes.push(imports.len() as u8);
+    bytes.extend(imports);
+    bytes
+}
+
+#[test]
+fn imports_the_host_lacks_are_named_with_how_to_build_without_them() {
+    let h = host();
+    let dir = tempfile::tempdir().unwrap();
+    let load = |file: &str, names: &[&str]| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, component_importing(names)).unwrap();
+        h.load("p", &path, PluginLimits::default()).err().unwrap()
+    };
+
+    // What componentize-js builds without `-d http fetch-event`.
+    let err = load("js.wasm", &["wasi:io/poll@0.2.3", "wasi:http/types@0.2.3"]);
+    assert!(matches!(err, LoadError::World { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("js.wasm") && text.contains("`wasi:http/types@0.2.3`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("componentize-js -d http fetch-event"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("`wasi:io/poll"),
+        "provided imports are not blamed: {text}"
+    );
+
+    // Built against another version of the contract: both versions named.
+    let err = load("old.wasm", &["sitewatch:check/log@0.2.0"]);
+    let text = err.to_string();
+    assert!(text.contains("sitewatch:check@0.2.0"), "{text}");
+    assert!(
+        text.contains(&format!("sitewatch:check@{}", host_wit_version())),
+        "{text}"
+    );
+
+    let err = load("db.wasm", &["acme:db/query@1.0.0"]);
+    let text = err.to_string();
+    assert!(
+        text.contains("`acme:db/query@1.0.0`") && text.contains("build the plugin without"),
+        "{text}"
+    );
 }
 
 #[test]

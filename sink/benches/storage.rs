@@ -56,6 +56,7 @@ async fn main() {
                 .map(|(i, r)| Row::new(0, (n * BATCH + i) as i64, r.clone()))
                 .collect(),
             rejected: Vec::new(),
+            catalog: Vec::new(),
         };
         pipeline.write(&mut client, &batch).await.unwrap();
     }

@@ -243,25 +243,6 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_error_kind_is_kept_by_name_when_plausible() {
-        let payload = |kind: &str| {
-            format!(
-                r#"{{"schema":1,"check_id":"0190b5b0-0000-7000-8000-000000000000","site":"s",
-                    "url":"http://x/","agent":"a","started_at":"{}","outcome":"down",
-                    "error":{{"kind":"{kind}","message":"m"}},"timings_ms":{{"total":1.0}}}}"#,
-                Utc::now().to_rfc3339()
-            )
-        };
-        let good = payload("from_a_newer_agent");
-        let r = decode_row(Some(good.as_bytes()), 0, 0).unwrap();
-        assert_eq!(r.result.error.as_ref().unwrap().kind, ErrorKind::Other);
-        assert_eq!(r.error_kind(), Some("from_a_newer_agent"));
-        let odd = payload("Robert'); DROP TABLE");
-        let r = decode_row(Some(odd.as_bytes()), 0, 0).unwrap();
-        assert_eq!(r.error_kind(), Some("other"));
-    }
-
-    #[test]
     fn accepts_messages_from_before_and_after_the_overload_marks() {
         // As the first agents sent them: no agent_lag_ms, agent_stall_ms.
         let old = br#"{"schema":1,"check_id":"0192f0c1-7c1a-7b3e-9a5e-2f6a1c3d4e5f","site":"shop",
@@ -286,5 +267,24 @@ mod tests {
         let kind = r.error.map(|e| e.kind);
         assert_eq!(kind, Some(sitewatch_checks::ErrorKind::AgentOverloaded));
         assert_eq!(kind.map(|k| k.as_str()), Some("agent_overloaded"));
+    }
+
+    #[test]
+    fn an_unknown_error_kind_is_kept_by_name_when_plausible() {
+        let payload = |kind: &str| {
+            format!(
+                r#"{{"schema":1,"check_id":"0190b5b0-0000-7000-8000-000000000000","site":"s",
+                    "url":"http://x/","agent":"a","started_at":"{}","outcome":"down",
+                    "error":{{"kind":"{kind}","message":"m"}},"timings_ms":{{"total":1.0}}}}"#,
+                Utc::now().to_rfc3339()
+            )
+        };
+        let good = payload("from_a_newer_agent");
+        let r = decode_row(Some(good.as_bytes()), 0, 0).unwrap();
+        assert_eq!(r.result.error.as_ref().unwrap().kind, ErrorKind::Other);
+        assert_eq!(r.error_kind(), Some("from_a_newer_agent"));
+        let odd = payload("Robert'); DROP TABLE");
+        let r = decode_row(Some(odd.as_bytes()), 0, 0).unwrap();
+        assert_eq!(r.error_kind(), Some("other"));
     }
 }

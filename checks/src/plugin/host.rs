@@ -1,6 +1,6 @@
 //! The engine, linker and epoch clock shared by every plugin: built once at start.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,8 @@ use wasmtime::{
 use super::bindings::{Checker, CheckerPre};
 use super::call::{PluginLimits, WasmPlugin};
 use super::error::LoadError;
+use super::imports::explain;
+use super::inspect::{inspect, CallNeeds, InspectError, Inspection, MIN_TABLE_ELEMENTS};
 use super::state::CallState;
 
 /// How often the epoch advances: the granularity of plugin deadlines.
@@ -28,7 +30,22 @@ pub struct HostOptions {
     pub concurrent_calls: u32,
     /// The largest `max_memory` of any plugin to be loaded.
     pub max_memory: usize,
+    /// What the most demanding plugin to be loaded takes per call (see
+    /// [`PluginFile::needs`]); each of the `concurrent_calls` slots holds that much.
+    pub per_call: CallNeeds,
 }
+
+/// Per-call sizing when the components are not known up front: enough for
+/// components built from Rust (about 3 core instances each).
+pub const DEFAULT_PER_CALL: CallNeeds = CallNeeds {
+    core_instances: 8,
+    memories: 2,
+    tables: 8,
+    memories_per_module: 1,
+    tables_per_module: 1,
+    table_elements: 0,
+    initial_memory: 0,
+};
 
 impl Default for HostOptions {
     fn default() -> Self {
@@ -36,7 +53,76 @@ impl Default for HostOptions {
             cache_dir: None,
             concurrent_calls: 64,
             max_memory: super::DEFAULT_MAX_MEMORY,
+            per_call: DEFAULT_PER_CALL,
         }
+    }
+}
+
+impl HostOptions {
+    /// Options whose pool holds a call of any of `files`.
+    pub fn sized_for<'a>(mut self, files: impl IntoIterator<Item = &'a PluginFile>) -> Self {
+        self.per_call = files
+            .into_iter()
+            .fold(CallNeeds::default(), |acc, f| acc.max(f.needs()));
+        self
+    }
+}
+
+/// A component file read and inspected, not yet compiled.
+#[derive(Debug, Clone)]
+pub struct PluginFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    inspection: Inspection,
+}
+
+impl PluginFile {
+    /// Reads `path` and what it asks of the host; a core module or a file that is
+    /// not WebAssembly is refused here, naming the file.
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
+        if path.is_dir() {
+            return Err(LoadError::Directory {
+                path: path.to_path_buf(),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let inspection = inspect(&bytes).map_err(|e| match e {
+            InspectError::CoreModule => LoadError::CoreModule {
+                path: path.to_path_buf(),
+            },
+            other => LoadError::Compile {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
+        })?;
+        Ok(PluginFile {
+            path: path.to_path_buf(),
+            bytes,
+            inspection,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the component file in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// What one call of this component takes from the instance pool.
+    pub fn needs(&self) -> CallNeeds {
+        self.inspection.needs
+    }
+
+    /// The component's top-level imports.
+    pub fn imports(&self) -> &[String] {
+        &self.inspection.imports
     }
 }
 
@@ -45,6 +131,7 @@ pub struct PluginHost {
     engine: Engine,
     slots: Arc<Semaphore>,
     max_memory: usize,
+    per_call: CallNeeds,
     linker: Linker<CallState>,
     ticker: Arc<EpochTicker>,
     cache: Option<Cache>,
@@ -63,14 +150,25 @@ impl PluginHost {
     pub fn with_options(options: &HostOptions) -> Result<Self, LoadError> {
         let cache_dir = options.cache_dir.as_deref();
         let slots = options.concurrent_calls.max(1);
+        let need = options.per_call;
         let mut config = Config::new();
         // Instances, memories and fiber stacks come from pre-reserved pools and are
         // reset, not unmapped, after each call: instantiation costs microseconds.
+        // Each of the `slots` calls that may run at once gets what the most
+        // demanding component needs, so no call fails for want of a pool entry.
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)
-            .total_core_instances(slots.saturating_mul(8))
-            .total_memories(slots.saturating_mul(2))
-            .total_tables(slots.saturating_mul(8))
+            .total_core_instances(slots.saturating_mul(need.core_instances.max(1)))
+            .max_core_instances_per_component(need.core_instances.max(1))
+            .total_memories(slots.saturating_mul(need.memories.max(1)))
+            .max_memories_per_component(need.memories.max(1))
+            .max_memories_per_module(need.memories_per_module.max(1))
+            .total_tables(slots.saturating_mul(need.tables.max(1)))
+            .max_tables_per_component(need.tables.max(1))
+            .max_tables_per_module(need.tables_per_module.max(1))
+            .table_elements(
+                usize::try_from(need.table_elements.max(MIN_TABLE_ELEMENTS)).unwrap_or(usize::MAX),
+            )
             .total_stacks(slots)
             .max_memory_size(options.max_memory);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -103,6 +201,7 @@ impl PluginHost {
             engine,
             slots: Arc::new(Semaphore::new(slots as usize)),
             max_memory: options.max_memory,
+            per_call: need,
             linker,
             ticker,
             cache,
@@ -116,15 +215,26 @@ impl PluginHost {
             .map(|c| (c.cache_hits(), c.cache_misses()))
     }
 
-    /// Compiles (or loads from the cache) the component at `path`, checks that it
-    /// implements the `checker` world, and prepares it for fast per-call instances.
-    /// `name` tags its log lines.
+    /// Reads and loads the component at `path` (see [`PluginHost::load_file`]).
     pub fn load(
         &self,
         name: &str,
         path: &Path,
         limits: PluginLimits,
     ) -> Result<WasmPlugin, LoadError> {
+        self.load_file(name, &PluginFile::read(path)?, limits)
+    }
+
+    /// Compiles (or loads from the cache) `file`, checks that it implements the
+    /// `checker` world and fits the pool and `limits`, and prepares it for fast
+    /// per-call instances. `name` tags its log lines.
+    pub fn load_file(
+        &self,
+        name: &str,
+        file: &PluginFile,
+        limits: PluginLimits,
+    ) -> Result<WasmPlugin, LoadError> {
+        let path = file.path();
         if limits.max_memory > self.max_memory {
             return Err(LoadError::Limits {
                 path: path.to_path_buf(),
@@ -134,17 +244,32 @@ impl PluginHost {
                 ),
             });
         }
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
-        })?;
+        let needs = file.needs();
+        if needs.initial_memory > limits.max_memory as u64 {
+            return Err(LoadError::MemoryTooSmall {
+                path: path.to_path_buf(),
+                needed: needs.initial_memory,
+                limit: limits.max_memory as u64,
+            });
+        }
+        if !self.per_call.covers(&needs) {
+            return Err(LoadError::Pool {
+                path: path.to_path_buf(),
+                needs,
+                sized: self.per_call,
+            });
+        }
+        let component =
+            Component::new(&self.engine, &file.bytes).map_err(|e| LoadError::Compile {
+                path: path.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
         let world_error = |e: wasmtime::Error| LoadError::World {
             path: path.to_path_buf(),
-            message: format!("{e:#}"),
+            message: match explain(file.imports()) {
+                Some(explained) => format!("{explained} ({e:#})"),
+                None => format!("{e:#}"),
+            },
         };
         let pre = self
             .linker
