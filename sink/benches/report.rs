@@ -90,8 +90,8 @@ async fn fill(client: &mut Client, locations: i16) -> usize {
          SELECT 'site-' || i, 'https://site-' || i || '.example.com/', now() - interval '91 days',
                 now(), 'up', now() - interval '3 days'
          FROM generate_series(0, 999) i;
-         INSERT INTO site_events (site, previous_outcome, new_outcome, at, check_id, reason)
-         SELECT 'site-' || (i % 1000), 'up', 'down', now() - (i || ' minutes')::interval,
+         INSERT INTO site_events (site, kind, previous_outcome, new_outcome, at, check_id, reason)
+         SELECT 'site-' || (i % 1000), 'verdict', 'up', 'down', now() - (i || ' minutes')::interval,
                 gen_random_uuid(), 'timed out'
          FROM generate_series(0, 19999) i;",
     );

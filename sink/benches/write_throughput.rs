@@ -107,7 +107,9 @@ async fn write_all(client: &mut Client, rows: &[Row], method: InsertMethod) -> D
 
 async fn reset(client: &Client) {
     client
-        .batch_execute("TRUNCATE results, site_events, sites")
+        .batch_execute(
+            "TRUNCATE results, site_events, location_states, site_verdicts, incidents, sites",
+        )
         .await
         .unwrap();
 }

@@ -205,8 +205,13 @@ async fn three_agents_a_regional_fault_and_an_outage_through_kafka() {
     assert_eq!(count(&client, "SELECT count(*) FROM incidents").await, 1);
 
     // The agents are gone: within a few intervals the sweep finds every location silent.
-    until(Duration::from_secs(30), || async {
-        verdict(&client, "healthy").await.as_deref() == Some("unknown")
+    until(Duration::from_secs(45), || async {
+        count(
+            &client,
+            "SELECT count(*) FROM site_verdicts WHERE verdict = 'unknown'",
+        )
+        .await
+            == 3
     })
     .await;
     for site in ["regional", "everywhere", "healthy"] {
@@ -235,6 +240,119 @@ async fn three_agents_a_regional_fault_and_an_outage_through_kafka() {
     );
     sink.cancel();
     sink_task.await.unwrap().unwrap();
+}
+
+/// Results of `sites` from eu, us and ap (2 s apart) every 10 s for `rounds` rounds from
+/// `start`, down (timing out) in the rounds `down`, as Kafka messages keyed by site.
+fn outage(
+    sites: &[&str],
+    start: chrono::DateTime<Utc>,
+    rounds: i64,
+    down: std::ops::Range<i64>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut messages = Vec::new();
+    for round in 0..rounds {
+        for site in sites {
+            for (i, location) in ["eu", "us", "ap"].into_iter().enumerate() {
+                let mut r = result(site);
+                r.agent = format!("agent-{location}");
+                r.location = Some(location.into());
+                r.started_at =
+                    start + chrono::Duration::milliseconds(round * 10_000 + i as i64 * 2_000);
+                if down.contains(&round) {
+                    r.outcome = Outcome::Down;
+                    r.error = Some(CheckError {
+                        kind: ErrorKind::Timeout,
+                        message: format!("timed out from {location}"),
+                    });
+                }
+                messages.push((site.to_string(), serde_json::to_vec(&r).unwrap()));
+            }
+        }
+    }
+    messages
+}
+
+/// The verdict changes of `site`, in order.
+async fn verdict_changes(client: &Client, site: &str) -> Vec<(Option<String>, String)> {
+    client
+        .query(
+            "SELECT previous_outcome, new_outcome FROM site_events
+             WHERE site = $1 AND kind = 'verdict' ORDER BY at, id",
+            &[&site],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// What an outage seen everywhere and its recovery give.
+fn outage_changes() -> Vec<(Option<String>, String)> {
+    [
+        ("up", "degraded"),
+        ("degraded", "down"),
+        ("down", "degraded"),
+        ("degraded", "up"),
+    ]
+    .iter()
+    .map(|(a, b)| (Some(a.to_string()), b.to_string()))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_sharing_the_partitions_keep_one_truth() {
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = create_topic(&broker, 4).await;
+    let sites: Vec<String> = (0..12).map(|i| format!("site-{i}")).collect();
+    let names: Vec<&str> = sites.iter().map(String::as_str).collect();
+    let start = (Utc::now() - chrono::Duration::seconds(400)).trunc_subsecs(3);
+    let messages = outage(&names, start, 40, 10..25);
+    let total = messages.len() as i64;
+    produce(&broker, &topic, messages).await;
+    let client = db.client().await;
+
+    // One sink starts; a second joins mid-stream (a rebalance), both small batches.
+    let token = CancellationToken::new();
+    let config = || {
+        let mut c = sink_config(&broker, &topic, "pair", &db);
+        c.batch_max_rows = 20;
+        c
+    };
+    let a = tokio::spawn(sitewatch_sink::run(config(), token.clone()));
+    until(Duration::from_secs(60), || async {
+        count(&client, "SELECT count(*) FROM results").await >= total / 4
+    })
+    .await;
+    let b = tokio::spawn(sitewatch_sink::run(config(), token.clone()));
+    until(Duration::from_secs(120), || async {
+        count(&client, "SELECT count(*) FROM results").await >= total
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    token.cancel();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM results").await, total);
+    for site in &names {
+        assert_eq!(
+            verdict_changes(&client, site).await,
+            outage_changes(),
+            "{site}"
+        );
+    }
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM incidents WHERE resolved_at IS NOT NULL"
+        )
+        .await,
+        12,
+        "one incident per site, resolved"
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM incidents").await, 12);
 }
 
 fn start_sink(broker: &Broker, topic: &str, db: &TestDb) -> Child {
@@ -291,24 +409,7 @@ async fn a_sink_killed_again_and_again_mid_incident_keeps_one_incident_and_one_d
         vec![("shop".into(), serde_json::to_vec(&definition).unwrap())],
     )
     .await;
-    let mut messages = Vec::new();
-    for round in 0..60 {
-        for (i, location) in ["eu", "us", "ap"].into_iter().enumerate() {
-            let mut r = result("shop");
-            r.agent = format!("agent-{location}");
-            r.location = Some(location.into());
-            r.started_at =
-                start + chrono::Duration::milliseconds(round * 10_000 + i as i64 * 2_000);
-            if (20..40).contains(&round) {
-                r.outcome = Outcome::Down;
-                r.error = Some(CheckError {
-                    kind: ErrorKind::Timeout,
-                    message: format!("timed out from {location}"),
-                });
-            }
-            messages.push(("shop".to_string(), serde_json::to_vec(&r).unwrap()));
-        }
-    }
+    let messages = outage(&["shop"], start, 60, 20..40);
     produce(&broker, &topic, messages).await;
     let client = db.client().await;
     let stored = || async {
@@ -344,31 +445,7 @@ async fn a_sink_killed_again_and_again_mid_incident_keeps_one_incident_and_one_d
     );
     assert_eq!(stored().await, 180);
 
-    let events: Vec<(String, Option<String>, String)> = client
-        .query(
-            "SELECT kind, previous_outcome, new_outcome FROM site_events ORDER BY at, id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    let verdicts: Vec<(Option<&str>, &str)> = events
-        .iter()
-        .filter(|e| e.0 == "verdict")
-        .map(|e| (e.1.as_deref(), e.2.as_str()))
-        .collect();
-    assert_eq!(
-        verdicts,
-        [
-            (Some("up"), "degraded"),
-            (Some("degraded"), "down"),
-            (Some("down"), "degraded"),
-            (Some("degraded"), "up"),
-        ],
-        "{events:?}"
-    );
+    assert_eq!(verdict_changes(&client, "shop").await, outage_changes());
     let r = client
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE resolved_at IS NOT NULL),
