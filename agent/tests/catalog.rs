@@ -1,7 +1,8 @@
 //! The site catalog: the YAML fields the sink judges verdicts by (thresholds, quorum) and
 //! readers list sites by (tags, group, public), with `defaults:` and located errors; and
 //! their publication to a compacted topic on a real broker (Tansu): definitions at start,
-//! tombstones for sites this agent removed, never for sites another agent still defines.
+//! tombstones for sites this agent removed, never for sites another agent still defines;
+//! and again on a reload (SIGHUP).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -256,4 +257,46 @@ async fn agents_publish_definitions_and_tombstone_only_their_own_removed_sites()
             failed: 0
         }
     );
+}
+
+#[test]
+fn a_reload_publishes_the_catalog_again_with_tombstones_for_removed_sites() {
+    let broker = Broker::start();
+    let port = sitewatch_tests::site::welcome();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("sitewatch.test.reload.{}", uuid::Uuid::now_v7().simple());
+    let yaml = |sites: &[(&str, u32)]| {
+        let mut y = format!(
+            "agent: {{ name: reloader }}\nkafka:\n  brokers: [\"{}\"]\n  topic: {topic}.results\n  catalog_topic: {topic}\n  create_topic: {{ partitions: 2, replication_factor: 1 }}\ndefaults:\n  interval: 1h\nsites:\n",
+            broker.addr()
+        );
+        for (site, failure) in sites {
+            y.push_str(&format!(
+                "  - name: {site}\n    url: http://127.0.0.1:{port}/\n    failure_threshold: {failure}\n"
+            ));
+        }
+        y
+    };
+    let path = write(dir.path(), "sites.yaml", &yaml(&[("a", 2), ("b", 2)]));
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_sitewatch-agent"))
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let at_start = latest(&broker, &topic, 2);
+    assert_eq!(at_start["a"].as_ref().unwrap().failure_threshold, 2);
+
+    // a changes its threshold, b goes; SIGHUP.
+    write(dir.path(), "sites.yaml", &yaml(&[("a", 3)]));
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reloaded = latest(&broker, &topic, 4);
+    assert_eq!(reloaded["a"].as_ref().unwrap().failure_threshold, 3);
+    assert_eq!(reloaded["b"], None, "the removed site's tombstone");
+    let _ = agent.kill();
+    let _ = agent.wait();
 }
