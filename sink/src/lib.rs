@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod context;
 pub mod database;
 pub mod decode;
+pub mod figures;
 mod flush;
 pub mod migrations;
 pub mod ops;
@@ -18,6 +19,7 @@ pub mod pipeline;
 pub mod report;
 pub mod retention;
 pub mod rollups;
+pub mod web;
 
 pub use config::SinkConfig;
 pub use consumer::{run, SinkError};

@@ -9,6 +9,7 @@ pub mod db;
 pub mod fixtures;
 pub mod forward;
 pub mod fuzz;
+pub mod http;
 pub mod link;
 pub mod pg_cluster;
 pub mod plugins;

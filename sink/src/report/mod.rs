@@ -2,11 +2,11 @@
 //! terminal or (`--json`) for scripts. A day or less is read from raw results; longer
 //! windows, or ones beyond the raw results' retention, from rollups.
 
-mod figures;
 mod model;
 mod query;
 mod render;
 
-pub use model::{Event, Report, SiteReport, Source};
-pub use query::{load, source_for, ReportError};
+pub use crate::figures::{source_for, Source};
+pub use model::{Event, Report, SiteReport};
+pub use query::{load, ReportError};
 pub use render::text;
