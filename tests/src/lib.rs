@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod broker;
+pub mod browser;
 pub mod db;
 pub mod fixtures;
 pub mod forward;

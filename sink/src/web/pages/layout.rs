@@ -30,7 +30,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .err{color:#8a1f1f;word-break:break-word}
 .counts span{margin-right:1em}
 .filters a{margin-right:.5em}
-.filters a.on{font-weight:700}
+.filters a.on,.range a.on{font-weight:700;color:var(--fg);text-decoration:none}
 .bars{display:block;margin:.2em 0 .6em}
 .bars rect.nodata{fill:var(--nodata)}
 .chart{background:#fff;border:1px solid var(--line)}

@@ -116,3 +116,111 @@ pub fn status_page(p: &StatusPage) -> Markup {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::model::LocationState;
+    use chrono::TimeZone;
+
+    fn site(name: &str, group: Option<&str>, verdict: Verdict) -> StatusSite {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        StatusSite {
+            site: SiteState {
+                id: 1,
+                name: name.into(),
+                url: format!("https://internal.example/{name}"),
+                verdict,
+                verdict_since: Some(at),
+                last_check_at: at,
+                locations: vec![LocationState {
+                    name: "agent-location-eu".into(),
+                    state: verdict,
+                    last_check_at: at,
+                    error: Some("secret backend error".into()),
+                }],
+                tags: vec![],
+                group: group.map(str::to_string),
+                public: true,
+            },
+            bars: LocationSeries {
+                location: "all".into(),
+                points: vec![],
+            },
+            uptime_pct: Some(99.5),
+        }
+    }
+
+    fn page(details: bool) -> String {
+        let since = Utc.with_ymd_and_hms(2026, 9, 1, 0, 0, 0).unwrap();
+        status_page(&StatusPage {
+            title: "Acme <status>".into(),
+            group: None,
+            groups: vec![
+                (
+                    Some("Shop".into()),
+                    vec![site("<b>cart</b>", Some("Shop"), Verdict::Down)],
+                ),
+                (None, vec![site("docs", None, Verdict::Up)]),
+            ],
+            bars_since: since,
+            incidents: vec![Incident {
+                site: "<b>cart</b>".into(),
+                started_at: since,
+                ended_at: None,
+                duration_seconds: 60,
+                first_error: Some("secret backend error".into()),
+                locations: vec!["agent-location-eu".into()],
+            }],
+            details,
+            refresh_seconds: 0,
+        })
+        .into_string()
+    }
+
+    #[test]
+    fn the_public_page_hides_internal_detail_unless_configured() {
+        let html = page(false);
+        assert!(html.contains("Partial outage"), "{html}");
+        assert!(html.contains("&lt;b&gt;cart&lt;/b&gt;") && !html.contains("<b>cart"));
+        assert!(html.contains("Acme &lt;status&gt;"));
+        assert!(html.find("data-group=\"Shop\"").unwrap() < html.find("data-group=\"\"").unwrap());
+        assert_eq!(html.matches("class=\"bar ").count(), 2 * BAR_DAYS as usize);
+        for hidden in [
+            "internal.example",
+            "secret backend error",
+            "agent-location-eu",
+        ] {
+            assert!(!html.contains(hidden), "{hidden} shown");
+        }
+        let html = page(true);
+        assert!(html.contains("internal.example") && html.contains("secret backend error"));
+    }
+
+    #[test]
+    fn the_banner_names_the_worst_state() {
+        let sites = |vs: &[Verdict]| -> Vec<SiteState> {
+            vs.iter().map(|v| site("s", None, *v).site).collect()
+        };
+        let banner_of = |vs: &[Verdict]| {
+            let s = sites(vs);
+            banner(&s.iter().collect::<Vec<_>>()).1
+        };
+        assert_eq!(banner_of(&[]), "No services are listed yet");
+        assert_eq!(
+            banner_of(&[Verdict::Up, Verdict::Up]),
+            "All systems operational"
+        );
+        assert_eq!(
+            banner_of(&[Verdict::Up, Verdict::Degraded]),
+            "Degraded performance"
+        );
+        assert_eq!(banner_of(&[Verdict::Up, Verdict::Down]), "Partial outage");
+        assert_eq!(banner_of(&[Verdict::Down, Verdict::Down]), "Major outage");
+        assert_eq!(banner_of(&[Verdict::Unknown]), "Status unknown");
+        assert_eq!(
+            banner_of(&[Verdict::Up, Verdict::Unknown]),
+            "All systems operational"
+        );
+    }
+}
