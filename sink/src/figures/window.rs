@@ -105,10 +105,21 @@ async fn from_rollups<C: GenericClient>(
     let rows = client
         .query(
             &format!(
-                "SELECT site_id, sum(up), sum(degraded), sum(down),
-                        sum(degraded_ms)::bigint, sum(down_ms)::bigint, array_agg(latency)
-                 FROM {table} WHERE bucket >= $1 AND ($2::int IS NULL OR site_id = $2)
-                 GROUP BY site_id"
+                // Each (site, location)'s rows are an index range from `since` on: rows
+                // before it are never read, however long the table's history. (`OFFSET 0`
+                // keeps the planner from flattening the per-pair lookup into a scan of
+                // every row of the table's current partition.)
+                "SELECT s.id, sum(r.up), sum(r.degraded), sum(r.down),
+                        sum(r.degraded_ms)::bigint, sum(r.down_ms)::bigint, array_agg(r.latency)
+                 FROM sites s
+                 CROSS JOIN locations l
+                 CROSS JOIN LATERAL (
+                     SELECT up, degraded, down, degraded_ms, down_ms, latency FROM {table}
+                     WHERE site_id = s.id AND location_id = l.id AND bucket >= $1
+                     OFFSET 0
+                 ) r
+                 WHERE $2::int IS NULL OR s.id = $2
+                 GROUP BY s.id"
             ),
             &[&since, &site],
         )

@@ -39,10 +39,9 @@ struct SiteList {
 }
 
 async fn sites(State(state): Shared, Query(filter): Query<Filter>) -> ApiResult<SiteList> {
-    let client = state.pool.get().await?;
     Ok(Json(SiteList {
         generated_at: Utc::now(),
-        sites: load::summaries(&client, &filter).await?,
+        sites: load::summaries(&state.pool, &filter).await?,
     }))
 }
 

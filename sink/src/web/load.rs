@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use deadpool_postgres::Pool;
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -52,17 +53,23 @@ fn midnight_days_ago(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
 /// Every site (as `filter` keeps), worst verdict first, with uptime over 24 h / 7 d / 30 d /
 /// 90 d, p95 over 24 h and its open incident. Figures come from the rollups: 24 h from the
 /// hourly rows since the hour a day ago, the rest from the daily rows since midnight UTC.
-pub async fn summaries(client: &Client, filter: &Filter) -> Result<Vec<SiteSummary>, WebError> {
+/// The three independent reads run at once, each on a connection of its own.
+pub async fn summaries(pool: &Pool, filter: &Filter) -> Result<Vec<SiteSummary>, WebError> {
     let now = Utc::now();
-    let sites = verdicts::sites(client).await?;
     let day_ago = now - TimeDelta::hours(24);
     let hour = day_ago
         .duration_trunc(TimeDelta::hours(1))
         .unwrap_or(day_ago);
-    let mut last_day = figures::by_site(client, Source::HourlyRollups, hour, None).await?;
     let starts = [7, 30, 90].map(|d| midnight_days_ago(now, d));
-    let mut long = figures::counts_by_site(client, Source::DailyRollups, &starts).await?;
-    let mut open = verdicts::open_incidents(client).await?;
+    let (a, b, c) = (pool.get().await?, pool.get().await?, pool.get().await?);
+    let ((sites, mut open), mut last_day, mut long) = tokio::try_join!(
+        async {
+            let sites = verdicts::sites(&a).await?;
+            Ok::<_, WebError>((sites, verdicts::open_incidents(&a).await?))
+        },
+        async { Ok(figures::by_site(&**b, Source::HourlyRollups, hour, None).await?) },
+        async { Ok(figures::counts_by_site(&**c, Source::DailyRollups, &starts).await?) },
+    )?;
     let mut rows: Vec<SiteSummary> = sites
         .into_iter()
         .filter(|s| filter.keeps(s))

@@ -109,8 +109,7 @@ async fn dashboard(
     State(state): Shared,
     Query(filter): Query<Filter>,
 ) -> Result<Response, WebError> {
-    let client = state.client().await?;
-    let all = load::summaries(&client, &Filter::default()).await?;
+    let all = load::summaries(&state.pool, &Filter::default()).await?;
     let tags: BTreeSet<String> = all
         .iter()
         .flat_map(|r| r.site.tags.iter().cloned())
@@ -284,8 +283,7 @@ async fn healthz(State(state): Shared) -> Response {
 }
 
 async fn metrics(State(state): Shared) -> Result<Response, WebError> {
-    let client = state.client().await?;
-    let rows = load::summaries(&client, &Filter::default()).await?;
+    let rows = load::summaries(&state.pool, &Filter::default()).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics::text(&rows),

@@ -76,6 +76,8 @@ fn site_from_row(
 }
 
 /// Each location's latest result within `STALE_AFTER`, by site id (all sites, or one).
+/// One index probe per (site, agent) for its latest row (the results' key leads with both),
+/// rather than a scan of every recent result.
 async fn location_states(
     client: &Client,
     site_id: Option<i32>,
@@ -84,29 +86,39 @@ async fn location_states(
     let since = now - STALE_AFTER;
     let rows = client
         .query(
-            "SELECT DISTINCT ON (r.site_id, a.location_id)
-                    r.site_id, l.name, o.name, r.started_at, k.name, r.error_message
-             FROM results r
-             JOIN agents a ON a.id = r.agent_id
+            "SELECT s.id, l.name, o.name, r.started_at, k.name, r.error_message
+             FROM sites s
+             CROSS JOIN agents a
              JOIN locations l ON l.id = a.location_id
+             CROSS JOIN LATERAL (
+                 SELECT started_at, outcome, error_kind, error_message FROM results r
+                 WHERE r.site_id = s.id AND r.agent_id = a.id AND r.started_at >= $1
+                 ORDER BY r.started_at DESC LIMIT 1
+             ) r
              JOIN outcomes o ON o.id = r.outcome
              LEFT JOIN error_kinds k ON k.id = r.error_kind
-             WHERE r.started_at >= $1 AND ($2::int IS NULL OR r.site_id = $2)
-             ORDER BY r.site_id, a.location_id, r.started_at DESC",
+             WHERE $2::int IS NULL OR s.id = $2",
             &[&since, &site_id],
         )
         .await?;
     let mut by_site: HashMap<i32, Vec<LocationState>> = HashMap::new();
     for r in &rows {
         let state = Verdict::parse(r.get(2));
-        by_site.entry(r.get(0)).or_default().push(LocationState {
+        let latest = LocationState {
             name: r.get(1),
             state,
             last_check_at: r.get(3),
             error: (state != Verdict::Up)
                 .then(|| error_text(r.get(4), r.get(5)))
                 .flatten(),
-        });
+        };
+        // Several agents may share a location: its state is the latest of theirs.
+        let states = by_site.entry(r.get(0)).or_default();
+        match states.iter_mut().find(|l| l.name == latest.name) {
+            Some(known) if known.last_check_at >= latest.last_check_at => {}
+            Some(known) => *known = latest,
+            None => states.push(latest),
+        }
     }
     for states in by_site.values_mut() {
         states.sort_by(|a, b| a.name.cmp(&b.name));
