@@ -45,9 +45,9 @@ pub fn parse(text: &str) -> Result<TimeDelta, WebError> {
     Ok(d)
 }
 
-/// How a range is written in links and labels: whole days as `Nd`, else hours.
+/// How a range is written in links and labels: whole days beyond one as `Nd`, else hours.
 pub fn label(range: TimeDelta) -> String {
-    if range.num_hours() % 24 == 0 {
+    if range.num_hours() % 24 == 0 && range.num_hours() > 24 {
         format!("{}d", range.num_days())
     } else {
         format!("{}h", range.num_hours())
@@ -62,7 +62,8 @@ mod tests {
     fn ranges_are_bounded_and_labelled() {
         assert_eq!(parse("90d").unwrap(), TimeDelta::days(90));
         assert_eq!(parse("24h").unwrap(), TimeDelta::hours(24));
-        assert_eq!(label(TimeDelta::hours(24)), "1d");
+        assert_eq!(label(TimeDelta::hours(24)), "24h");
+        assert_eq!(label(TimeDelta::days(7)), "7d");
         assert_eq!(label(TimeDelta::hours(36)), "36h");
         for bad in ["0s", "5m", "367d", "100000d", "forever", "", "-1d"] {
             assert!(parse(bad).is_err(), "{bad}");
