@@ -12,8 +12,9 @@ use sitewatch_checks::Outcome;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::CatalogPublisher;
 use crate::check::Checker;
-use crate::cli::Cli;
+use crate::cli::{Cli, Command, PluginsCommand};
 use crate::config::{self, AgentConfig, EXIT_CONFIG};
 use crate::publisher::Publisher;
 
@@ -25,6 +26,9 @@ pub const EXIT_UNSENT: u8 = 75;
 
 /// Entry point used by `main.rs`.
 pub async fn main(cli: Cli) -> ExitCode {
+    if let Some(Command::Plugins(PluginsCommand::Compile { config, cache_dir })) = cli.command {
+        return compile_plugins(&config, cache_dir);
+    }
     let config = match crate::reload::load(&cli.config) {
         Ok(config) => config,
         Err(errors) => {
@@ -61,6 +65,25 @@ pub async fn main(cli: Cli) -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sitewatch-agent plugins compile`: fills the compiled-code cache and reports
+/// what each plugin took.
+fn compile_plugins(files: &[PathBuf], cache_dir: Option<PathBuf>) -> ExitCode {
+    // The cache must be absolute; a relative --cache-dir is taken from here.
+    let cache_dir = cache_dir.map(|d| std::path::absolute(&d).unwrap_or(d));
+    let compiled =
+        config::load(files).and_then(|config| crate::plugins::compile(&config, cache_dir));
+    match compiled {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }
@@ -106,11 +129,20 @@ pub async fn run_with(
 ) -> anyhow::Result<ExitCode> {
     // Start-up does not wait for Kafka: checks begin at once, results queue (or spool).
     let publisher = Publisher::from_config(config.kafka.as_ref()).await?;
+    let catalog = CatalogPublisher::new(config.kafka.as_ref())?;
+    let first = catalog
+        .as_ref()
+        .map(|catalog| catalog.spawn_publish(config.clone(), true));
     tracing::info!(sites = config.sites.len(), agent = %config.agent.name, "sitewatch agent starting");
     if options.once {
-        return once(config, publisher, shutdown).await;
+        let code = once(config, publisher, shutdown).await;
+        // The catalog is small; it gets the same deadline as the results.
+        if let Some(published) = first {
+            let _ = tokio::time::timeout(PUBLISH_FLUSH_DEADLINE, published).await;
+        }
+        return code;
     }
-    crate::daemon::run(config, publisher, options.reload, shutdown).await
+    crate::daemon::run(config, publisher, catalog, options.reload, shutdown).await
 }
 
 async fn once(

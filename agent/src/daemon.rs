@@ -2,7 +2,7 @@
 //! reloads, until shutdown.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sitewatch_checks::CheckResult;
@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{report_unsent, ReloadSource, PUBLISH_FLUSH_DEADLINE};
+use crate::catalog::CatalogPublisher;
 use crate::check::Checker;
 use crate::config::AgentConfig;
 use crate::limit::ConcurrencyLimit;
@@ -27,6 +28,7 @@ const RESULT_QUEUE: usize = 1024;
 pub async fn run(
     mut config: AgentConfig,
     publisher: Publisher,
+    catalog: Option<Arc<CatalogPublisher>>,
     reload: Option<ReloadSource>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
@@ -35,7 +37,14 @@ pub async fn run(
     let reload_metrics = Arc::new(ReloadMetrics::default());
     reload::loaded_at_start(&reload_metrics);
     let limit = ConcurrencyLimit::new(config.agent.max_concurrency);
+    let max_concurrency = Arc::new(AtomicUsize::new(config.agent.max_concurrency));
     let checker = Checker::new(&config.agent);
+    tokio::spawn(crate::adapt::adapt(
+        limit.clone(),
+        max_concurrency.clone(),
+        checker.overload().stall.clone(),
+        shutdown.clone(),
+    ));
     if let Some(addr) = config.agent.listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr} for /healthz and /metrics: {e}")
@@ -47,6 +56,7 @@ pub async fn run(
             reload: reload_metrics.clone(),
             overload: checker.overload(),
             limit: limit.clone(),
+            max_concurrency: max_concurrency.clone(),
             kafka: publisher.kafka_stats(),
             spool: publisher.spool_stats(),
         });
@@ -93,8 +103,13 @@ pub async fn run(
                 };
                 let Ok(Some(new)) = loaded else { continue };
                 checker.apply(&new.agent);
-                limit.set_limit(new.agent.max_concurrency);
+                // The cap adapts up to the new maximum; a lower one applies at once.
+                max_concurrency.store(new.agent.max_concurrency, Ordering::Relaxed);
+                limit.set_limit(limit.limit().min(new.agent.max_concurrency));
                 watching.store(new.agent.watch_config, Ordering::Relaxed);
+                if let Some(catalog) = &catalog {
+                    catalog.spawn_publish(new.clone(), false);
+                }
                 let changes = scheduler.apply(running.update(&new));
                 metrics.sites.set(scheduler.sites() as i64);
                 tracing::info!(

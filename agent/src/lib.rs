@@ -1,6 +1,8 @@
 //! sitewatch agent library: the binary is a thin wrapper around [`app::main`].
 
+pub mod adapt;
 pub mod app;
+pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;

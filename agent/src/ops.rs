@@ -50,8 +50,10 @@ pub struct AgentOps {
     pub reload: Arc<crate::reload::ReloadMetrics>,
     /// The agent's own load.
     pub overload: Arc<crate::overload::Overload>,
-    /// The cap on checks running at once.
+    /// The cap on checks running at once, as it adapts.
     pub limit: Arc<crate::limit::ConcurrencyLimit>,
+    /// `agent.max_concurrency`, the most the cap may be.
+    pub max_concurrency: Arc<std::sync::atomic::AtomicUsize>,
     /// Kafka delivery state, when publishing to Kafka.
     pub kafka: Option<Arc<crate::publisher::KafkaStats>>,
     /// Disk spool state, when results are spooled.
@@ -158,9 +160,14 @@ impl OpsState for AgentOps {
             self.limit.in_use() as f64,
         );
         t.gauge(
-            "sitewatch_max_concurrency",
-            "The cap on checks running at once (agent.max_concurrency).",
+            "sitewatch_concurrency_limit",
+            "The cap on checks running at once now (lowered while the agent's CPU cannot keep up).",
             self.limit.limit() as f64,
+        );
+        t.gauge(
+            "sitewatch_max_concurrency",
+            "The most the cap may be (agent.max_concurrency).",
+            self.max_concurrency.load(Ordering::Relaxed) as f64,
         );
         t.counter(
             "sitewatch_config_reload_failures_total",

@@ -35,6 +35,7 @@ fn kafka_config(addr: &str, topic: &str) -> KafkaConfig {
     KafkaConfig {
         brokers: vec![addr.to_string()],
         topic: topic.to_string(),
+        catalog_topic: "off".into(),
         security_protocol: SecurityProtocol::Plaintext,
         ssl: None,
         sasl: None,

@@ -161,6 +161,7 @@ fn tls_config(
     KafkaConfig {
         brokers: vec![format!("127.0.0.1:{port}")],
         topic: topic.to_string(),
+        catalog_topic: "off".into(),
         security_protocol: SecurityProtocol::Ssl,
         ssl: Some(SslFiles {
             ca: Some(ca),

@@ -62,6 +62,7 @@ impl Rig {
         let config = SinkConfig {
             brokers: link.addr(),
             topic: topic.clone(),
+            catalog_topic: "off".into(),
             group: "outage".into(),
             security_protocol: Default::default(),
             ssl_ca: None,

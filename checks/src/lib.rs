@@ -1,11 +1,13 @@
 //! sitewatch check engine and result schema.
 //!
-//! `schema` is always compiled: it is the contract between agents and sinks.
+//! `schema` (results) and `catalog` (site definitions) are always compiled: they are the
+//! contract between agents and sinks.
 //! The `engine` feature adds the HTTP probe and check evaluation; `wasm` adds the
 //! WebAssembly plugin host; `ops` what both binaries share at their edges (health and
 //! metrics endpoint, logging, signals, exit codes, units in settings); `kafka` the Kafka
 //! client settings both use.
 
+pub mod catalog;
 pub mod schema;
 
 #[cfg(feature = "engine")]
@@ -16,6 +18,9 @@ pub mod probe;
 
 #[cfg(feature = "wasm")]
 pub mod plugin;
+
+#[cfg(feature = "engine")]
+pub mod plugin_limits;
 
 #[cfg(feature = "ops")]
 pub mod ops;

@@ -260,7 +260,7 @@ pub struct Label {
 }
 
 /// RFC 3339 with millisecond precision and a `Z` suffix, as the contract requires.
-mod rfc3339_millis {
+pub(crate) mod rfc3339_millis {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sitewatch_checks::plugin::{
-    CallError, HostOptions, LoadError, PluginHost, PluginLimits, WasmPlugin,
+    host_wit_version, CallError, HostOptions, LoadError, PluginHost, PluginLimits, WasmPlugin,
 };
 use sitewatch_checks::schema::{PluginOutcome, PluginResult, Timings};
 use sitewatch_checks::spec::ResponseView;
-use sitewatch_tests::plugins::component;
+use sitewatch_tests::plugins::{component, component_importing};
 
 fn host() -> PluginHost {
     PluginHost::new(None).unwrap()
@@ -201,7 +201,22 @@ async fn hostile_plugins_are_contained_and_the_host_stays_usable() {
         // Generous bound: the point is "ends near its deadline", not "never ends".
         assert!(took < Duration::from_secs(5), "{mode} took {took:?}");
     }
-    match call("oom").await.0.unwrap_err() {
+    // Filling 32 MiB can take longer than 100 ms on a loaded machine: this case is
+    // about the memory cap, so it gets a deadline it cannot reach.
+    let roomy = h
+        .load(
+            "hostile",
+            &component("hostile"),
+            PluginLimits {
+                timeout: Duration::from_secs(30),
+                ..limits
+            },
+        )
+        .unwrap();
+    let oom = roomy
+        .call(&view(&[], b""), &[("mode".into(), "oom".into())])
+        .await;
+    match oom.unwrap_err() {
         CallError::Memory { limit, wanted } => {
             assert_eq!(limit, limits.max_memory);
             assert!(wanted > limit);
@@ -258,6 +273,25 @@ fn unusable_component_files_are_load_errors_naming_the_file() {
     assert!(matches!(err, LoadError::Read { .. }), "{err}");
     assert!(err.to_string().contains("missing.wasm"));
 
+    // A core module (e.g. built for wasm32-wasip1): says how to build a component.
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let err = h.load("c", &core, PluginLimits::default()).err().unwrap();
+    assert!(matches!(err, LoadError::CoreModule { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("build it as a component (Rust: cargo build --target wasm32-wasip2"),
+        "{err}"
+    );
+
+    // A directory where the file should be.
+    let err = h
+        .load("d", dir.path(), PluginLimits::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::Directory { .. }), "{err}");
+    assert!(err.to_string().contains("is a directory"), "{err}");
+
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm at all").unwrap();
     let err = h.load("j", &junk, PluginLimits::default()).err().unwrap();
@@ -270,6 +304,50 @@ fn unusable_component_files_are_load_errors_naming_the_file() {
     let err = h.load("e", &empty, PluginLimits::default()).err().unwrap();
     assert!(matches!(err, LoadError::World { .. }), "{err}");
     assert!(err.to_string().contains("empty.wasm") && err.to_string().contains("checker"));
+}
+
+#[test]
+fn imports_the_host_lacks_are_named_with_how_to_build_without_them() {
+    let h = host();
+    let dir = tempfile::tempdir().unwrap();
+    let load = |file: &str, names: &[&str]| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, component_importing(names)).unwrap();
+        h.load("p", &path, PluginLimits::default()).err().unwrap()
+    };
+
+    // What componentize-js builds without `-d http fetch-event`.
+    let err = load("js.wasm", &["wasi:io/poll@0.2.3", "wasi:http/types@0.2.3"]);
+    assert!(matches!(err, LoadError::World { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("js.wasm") && text.contains("`wasi:http/types@0.2.3`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("componentize-js -d http fetch-event"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("`wasi:io/poll"),
+        "provided imports are not blamed: {text}"
+    );
+
+    // Built against another version of the contract: both versions named.
+    let err = load("old.wasm", &["sitewatch:check/log@0.2.0"]);
+    let text = err.to_string();
+    assert!(text.contains("sitewatch:check@0.2.0"), "{text}");
+    assert!(
+        text.contains(&format!("sitewatch:check@{}", host_wit_version())),
+        "{text}"
+    );
+
+    let err = load("db.wasm", &["acme:db/query@1.0.0"]);
+    let text = err.to_string();
+    assert!(
+        text.contains("`acme:db/query@1.0.0`") && text.contains("build the plugin without"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -287,4 +365,60 @@ fn compiled_code_is_cached_on_disk() {
         Some((1, 0)),
         "restart is served from the cache"
     );
+}
+
+/// The agent-wide memory budget: calls whose `max_memory` does not fit beside the
+/// calls running wait for it (here one call at a time although four slots are
+/// free), and a plugin larger than the whole budget is refused at load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_wait_for_their_share_of_the_memory_budget() {
+    const MIB: usize = 1 << 20;
+    let h = PluginHost::with_options(&HostOptions {
+        concurrent_calls: 4,
+        max_memory: 64 * MIB,
+        memory_total: Some(32 * MIB as u64),
+        ..HostOptions::default()
+    })
+    .unwrap();
+    let limits = PluginLimits {
+        timeout: Duration::from_millis(300),
+        max_memory: 32 * MIB,
+    };
+    let p = Arc::new(h.load("hostile", &component("hostile"), limits).unwrap());
+    let started = Instant::now();
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.call(&view(&[], b""), &[("mode".into(), "loop".into())])
+                    .await
+            })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(
+            c.await.unwrap().unwrap_err(),
+            CallError::Deadline(limits.timeout)
+        );
+    }
+    // Each ran to its 300 ms deadline in turn: a lower bound, so load cannot break it.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(850),
+        "ran side by side: {took:?}"
+    );
+
+    let err = h
+        .load(
+            "big",
+            &component("hostile"),
+            PluginLimits {
+                max_memory: 32 * MIB + 1,
+                ..limits
+            },
+        )
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::Limits { .. }), "{err}");
+    assert!(err.to_string().contains("memory budget"), "{err}");
 }

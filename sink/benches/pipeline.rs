@@ -1,6 +1,6 @@
 //! The sink through Kafka (Tansu), not just its writer: (1) how fast a backlog of results
 //! in a topic lands in PostgreSQL with default settings, next to a plain `COPY` of the same
-//! rows in the same run; (2) end-to-end latency at ~1,000 checks/s: agent (library) →
+//! results into a compact 16-column table in the same run; (2) end-to-end latency at ~1,000 checks/s: agent (library) →
 //! Kafka → sink → row, measured per row as `received_at - (started_at + total_ms)`.
 //! Run with `cargo bench -p sitewatch-sink --bench pipeline`; see BENCHMARKS.md.
 
@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use sitewatch_tests::broker::Broker;
-use sitewatch_tests::fixtures::result;
 use support::{create_topic, sink_config, stored, TestDb};
 use tokio_util::sync::CancellationToken;
 
-const BACKLOG: usize = 100_000;
+const BACKLOG: usize = 200_000;
 const SITES: usize = 1_000;
+/// Each site is checked from these, once a minute.
+const LOCATIONS: [&str; 3] = ["eu", "us", "ap"];
 const LATENCY_RUN: Duration = Duration::from_secs(30);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -38,12 +39,10 @@ async fn backlog(broker: &Broker) {
         .set("linger.ms", "20")
         .create()
         .unwrap();
-    let now = chrono::Utc::now();
+    let results = backlog_results();
     let mut pending = Vec::with_capacity(BACKLOG);
-    for i in 0..BACKLOG {
-        let mut r = result(&format!("site-{}", i % SITES));
-        r.started_at = now - chrono::Duration::milliseconds((BACKLOG - i) as i64 * 30);
-        let value = serde_json::to_vec(&r).unwrap();
+    for r in &results {
+        let value = serde_json::to_vec(r).unwrap();
         let record = FutureRecord::to(&topic).key(&r.site).payload(&value);
         pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
     }
@@ -72,12 +71,15 @@ async fn backlog(broker: &Broker) {
     let bigger_db = TestDb::create().await;
     let bigger = drain(broker, &topic, &bigger_db, 20_000).await;
 
-    // Reference: the same rows COPYed back in from a file.
-    let copy_took = common::copy_reference(&client, &topic).await;
+    // Reference: the same results COPYed from a file into a compact table.
+    let copy_took = common::compact_copy_reference(&client, &results, &topic).await;
     let copy_rate = BACKLOG as f64 / copy_took.as_secs_f64();
-    println!("sink from Kafka: {BACKLOG} results backlog, 6 partitions");
+    println!(
+        "sink from Kafka: {BACKLOG} results backlog ({SITES} sites x {} locations, each once a minute), 6 partitions",
+        LOCATIONS.len()
+    );
     println!("  (sink and bare consumer rates are from the first row or message on: joining the group is a one-off)");
-    println!("  reference: plain COPY from a file          {copy_rate:>10.0} rows/s   1.00x");
+    println!("  reference: plain COPY into a compact table {copy_rate:>10.0} rows/s   1.00x");
     for (what, d) in [
         ("sitewatch-sink, default (5,000 rows)", &default),
         ("sitewatch-sink, batch_max_rows 20,000", &bigger),
@@ -96,6 +98,29 @@ async fn backlog(broker: &Broker) {
     ] {
         println!("  {what:<42} {r:>10.0} msgs/s   {:.2}x", r / copy_rate);
     }
+}
+
+/// The backlog: typical `up` results of every site from every location, a minute apart,
+/// in time order.
+fn backlog_results() -> Vec<sitewatch_checks::CheckResult> {
+    let per_minute = SITES * LOCATIONS.len();
+    let start = chrono::Utc::now() - chrono::Duration::minutes((BACKLOG / per_minute) as i64 + 1);
+    (0..BACKLOG)
+        .map(|i| {
+            let (minute, slot) = (i / per_minute, i % per_minute);
+            let (site, location) = (slot / LOCATIONS.len(), LOCATIONS[slot % LOCATIONS.len()]);
+            let at = start
+                + chrono::Duration::minutes(minute as i64)
+                + chrono::Duration::milliseconds((slot * 60_000 / per_minute) as i64);
+            common::typical(
+                &format!("site-{site}"),
+                &format!("agent-{location}"),
+                location,
+                at,
+                i as u64,
+            )
+        })
+        .collect()
 }
 
 /// One sink draining the backlog into `db`.

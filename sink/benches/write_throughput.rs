@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use sitewatch_sink::migrations;
 use sitewatch_sink::pipeline::{write_batch_with, Batch, InsertMethod, Row};
-use sitewatch_tests::fixtures::result;
 use tokio_postgres::{Client, NoTls};
 
 const ROWS: usize = 100_000;
@@ -98,6 +97,7 @@ async fn write_all(client: &mut Client, rows: &[Row], method: InsertMethod) -> D
         let batch = Batch {
             rows: chunk.to_vec(),
             rejected: Vec::new(),
+            catalog: Vec::new(),
         };
         let stats = write_batch_with(client, &batch, method).await.unwrap();
         assert_eq!(stats.inserted as usize, chunk.len(), "{method:?}");
@@ -116,13 +116,13 @@ fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
-/// Results as agents send them: 1,000 sites, spread over the last hour.
+/// Results as agents send them: 1,000 sites, typical `up` results, spread over the last hour.
 fn rows(n: usize) -> Vec<Row> {
     let now = Utc::now();
     (0..n)
         .map(|i| {
-            let mut r = result(&format!("site-{}", i % 1000));
-            r.started_at = now - chrono::Duration::milliseconds((n - i) as i64 * 30);
+            let at = now - chrono::Duration::milliseconds((n - i) as i64 * 30);
+            let r = common::typical(&format!("site-{}", i % 1000), "agent", "eu", at, i as u64);
             Row::new((i % 6) as i32, i as i64, r)
         })
         .collect()

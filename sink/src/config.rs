@@ -15,6 +15,10 @@ pub struct SinkConfig {
     /// Topic the agents publish to.
     #[arg(long, env = "SITEWATCH_TOPIC", default_value = "sitewatch.checks")]
     pub topic: String,
+    /// The site catalog topic the agents publish their site definitions to (compacted);
+    /// `off` to judge sites without it (defaults and inferred intervals).
+    #[arg(long, env = "SITEWATCH_CATALOG_TOPIC", default_value = sitewatch_checks::catalog::DEFAULT_CATALOG_TOPIC)]
+    pub catalog_topic: String,
     /// Consumer group; sinks in one group share the topic's partitions.
     #[arg(long, env = "SITEWATCH_GROUP", default_value = "sitewatch-sink")]
     pub group: String,
@@ -89,6 +93,14 @@ impl SinkConfig {
         )
     }
 
+    /// The catalog topic, unless it is `off`.
+    pub fn catalog_topic(&self) -> Option<&str> {
+        match self.catalog_topic.trim() {
+            "" | "off" => None,
+            topic => Some(topic),
+        }
+    }
+
     /// How long each storage tier is kept.
     pub fn retention(&self) -> crate::retention::Retention {
         crate::retention::Retention {
@@ -150,6 +162,9 @@ impl SinkConfig {
             ("auto.offset.reset", "earliest"),
             ("session.timeout.ms", "6000"),
             ("enable.partition.eof", "false"),
+            // A subscribed topic created later (the site catalog, by the first agent) is
+            // found within this, not librdkafka's default 5 minutes.
+            ("topic.metadata.refresh.interval.ms", "30000"),
         ];
         Ok(self.connection()?.client_config(&defaults))
     }

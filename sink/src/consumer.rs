@@ -4,28 +4,31 @@
 //! offsets it covers committed (`flush`). When PostgreSQL is down the loop stops consuming
 //! and retries with backoff; nothing unstored is ever committed. Before partitions are
 //! revoked (rebalance) and at shutdown the current batch is stored and committed first.
+//! Every second, sites of the partitions it owns and has consumed to their end are swept
+//! for locations gone silent (`sweeper`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
 use tokio::sync::Mutex;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SinkConfig;
 use crate::context::SinkContext;
 use crate::database::DatabaseConfigError;
-use crate::decode::decode_row;
+use crate::decode::{decode_catalog, decode_row};
 use crate::flush::{flush, grace_token, Pending, Store};
 use crate::ops::{SinkMetrics, SinkOps};
 use crate::pipeline::{Pipeline, Rejected};
-use crate::{migrations, partitions, retention, rollups};
+use crate::sweeper::{PartitionEnds, Positions, SWEEP_EVERY};
+use crate::{migrations, partitions, retention, rollups, verdicts};
 
 /// How often partitions are created ahead and what is past retention dropped.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
@@ -103,11 +106,18 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
         pipeline: Pipeline::default(),
         metrics: metrics.clone(),
     })));
-    // Statistics (on in the shared settings) feed the lag gauge and Kafka readiness.
-    let consumer: StreamConsumer<SinkContext> = consumer_config
-        .create_with_context(SinkContext::new(metrics, pending.clone(), config.clone()))?;
-    consumer.subscribe(&[&config.topic])?;
-    tracing::info!(topic = %config.topic, group = %config.group, "sink consuming");
+    // Statistics (on in the shared settings) feed the lag gauge, Kafka readiness and
+    // where partitions end.
+    let ends = Arc::new(PartitionEnds::default());
+    let context = SinkContext::new(metrics.clone(), pending.clone(), ends.clone());
+    let consumer: StreamConsumer<SinkContext> = consumer_config.create_with_context(context)?;
+    let mut topics = vec![config.topic.as_str()];
+    topics.extend(config.catalog_topic());
+    consumer.subscribe(&topics)?;
+    tracing::info!(topics = %topics.join(","), group = %config.group, "sink consuming");
+    let mut positions = Positions::default();
+    let mut sweep_tick = tokio::time::interval(SWEEP_EVERY);
+    sweep_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
     // When the current batch must be written at the latest (`None`: no batch).
     let mut batch_deadline: Option<Instant> = None;
@@ -123,8 +133,15 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
                 }
             }
             _ = sleep_until(batch_deadline), if batch_deadline.is_some() => {
-                flush(&mut *pending.lock().await, &config.topic, &consumer, &token).await;
+                flush(&mut *pending.lock().await, &consumer, &token).await;
                 batch_deadline = None;
+            }
+            _ = sweep_tick.tick() => {
+                let mut p = pending.lock().await;
+                let owned = positions.caught_up(&consumer, &ends, &config.topic);
+                if sweep(&mut p, &owned, &consumer, &token).await {
+                    batch_deadline = None;
+                }
             }
             message = consumer.recv() => match message {
                 Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
@@ -133,9 +150,12 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
                     if p.batch.is_empty() {
                         batch_deadline = Some(Instant::now() + config.batch_max_wait);
                     }
-                    add(&mut p, &m);
+                    if m.topic() == config.topic {
+                        positions.consumed(m.partition(), m.offset());
+                    }
+                    add(&mut p, &m, config.catalog_topic());
                     if p.batch.len() >= config.batch_max_rows {
-                        flush(&mut p, &config.topic, &consumer, &token).await;
+                        flush(&mut p, &consumer, &token).await;
                         batch_deadline = None;
                     }
                 }
@@ -144,22 +164,62 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
     }
     // Shutdown: keep trying to store what was consumed for a while; if the database stays
     // down, exit without committing those offsets (they will be redelivered).
-    flush(
-        &mut *pending.lock().await,
-        &config.topic,
-        &consumer,
-        &grace_token(),
-    )
-    .await;
+    flush(&mut *pending.lock().await, &consumer, &grace_token()).await;
     tracing::info!("sink stopped");
     Ok(())
 }
 
-/// Adds one consumed message to the pending batch: decoded, or kept aside as rejected.
-fn add(p: &mut Pending, m: &BorrowedMessage<'_>) {
-    p.next_offsets.insert(m.partition(), m.offset() + 1);
-    match decode_row(m.payload(), m.partition(), m.offset()) {
-        Ok(row) => p.batch.rows.push(row),
+/// Runs the verdict sweep for the sites of the `owned` results partitions (owned and
+/// consumed to their end) that have a location gone silent, storing the pending batch
+/// first; returns whether it stored the batch.
+async fn sweep<C, X>(
+    p: &mut Pending,
+    owned: &[i32],
+    consumer: &C,
+    token: &CancellationToken,
+) -> bool
+where
+    C: Consumer<X>,
+    X: ConsumerContext,
+{
+    let sites = match verdicts::sweep_candidates(&p.store.client, owned).await {
+        Ok(sites) if !sites.is_empty() => sites,
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot look for silent locations");
+            return false;
+        }
+    };
+    let flushed = !p.batch.is_empty();
+    flush(p, consumer, token).await;
+    match verdicts::sweep(&mut p.store.client, &sites).await {
+        Ok(saved) => {
+            p.store.metrics.events.add(saved.events);
+            if saved.events > 0 {
+                tracing::info!(
+                    events = saved.events,
+                    "sweep: silent locations left the vote"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "sweep for silent locations failed; trying again"),
+    }
+    flushed
+}
+
+/// Adds one consumed message to the pending batch: decoded (a result, or a site catalog
+/// entry from `catalog_topic`), or kept aside as rejected.
+fn add(p: &mut Pending, m: &BorrowedMessage<'_>, catalog_topic: Option<&str>) {
+    p.next_offsets
+        .insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+    let decoded = if Some(m.topic()) == catalog_topic {
+        let timestamp = m.timestamp().to_millis();
+        decode_catalog(m.key(), m.payload(), timestamp).map(|e| p.batch.catalog.push(e))
+    } else {
+        decode_row(m.payload(), m.partition(), m.offset()).map(|row| p.batch.rows.push(row))
+    };
+    match decoded {
+        Ok(()) => {}
         Err(rejection) => {
             tracing::warn!(partition = m.partition(), offset = m.offset(), %rejection, "rejected message");
             p.batch.rejected.push(Rejected {

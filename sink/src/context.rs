@@ -1,5 +1,6 @@
 //! The Kafka consumer's context: librdkafka logs go through the shared [`KafkaLog`],
-//! statistics become the lag gauge and broker readiness, and before partitions are revoked the pending batch is stored and its
+//! statistics become the lag gauge, broker readiness and where partitions end (for the
+//! sweep), and before partitions are revoked the pending batch is stored and its
 //! offsets committed, so the next owner does not redo that work.
 
 use std::sync::atomic::Ordering;
@@ -13,29 +14,29 @@ use sitewatch_checks::kafka::{broker_up, consumer_lag, KafkaLog};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Mutex;
 
-use crate::config::SinkConfig;
 use crate::flush::{flush, grace_token, Pending};
 use crate::ops::SinkMetrics;
+use crate::sweeper::PartitionEnds;
 
 /// Context of the sink's consumer.
 pub struct SinkContext {
     log: KafkaLog,
     metrics: Arc<SinkMetrics>,
     pending: Arc<Mutex<Pending>>,
-    config: Arc<SinkConfig>,
+    ends: Arc<PartitionEnds>,
 }
 
 impl SinkContext {
     pub(crate) fn new(
         metrics: Arc<SinkMetrics>,
         pending: Arc<Mutex<Pending>>,
-        config: Arc<SinkConfig>,
+        ends: Arc<PartitionEnds>,
     ) -> Self {
         SinkContext {
             log: KafkaLog::default(),
             metrics,
             pending,
-            config,
+            ends,
         }
     }
 }
@@ -46,6 +47,7 @@ impl ClientContext for SinkContext {
             .kafka_up
             .store(broker_up(&statistics), Ordering::Relaxed);
         self.metrics.lag.set(consumer_lag(&statistics));
+        self.ends.update(&statistics);
     }
 
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -79,12 +81,7 @@ impl ConsumerContext for SinkContext {
         }
         tracing::info!("partitions revoked: storing the pending batch first");
         tokio::task::block_in_place(|| {
-            handle.block_on(flush(
-                &mut pending,
-                &self.config.topic,
-                consumer,
-                &grace_token(),
-            ))
+            handle.block_on(flush(&mut pending, consumer, &grace_token()))
         });
     }
 }

@@ -3,10 +3,11 @@
 //! its whole batch, and everything behind it.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use sitewatch_checks::catalog::{SiteDefinition, CATALOG_SCHEMA_VERSION};
 use sitewatch_checks::schema::PluginResult;
 use sitewatch_checks::{CheckResult, ErrorKind, MAX_SITE_NAME, SCHEMA_VERSION};
 
-use crate::pipeline::Row;
+use crate::pipeline::{CatalogEntry, Row};
 
 /// Results claiming to start before this are a broken clock or a forged message.
 const EARLIEST: i64 = 946_684_800; // 2000-01-01T00:00:00Z
@@ -82,6 +83,75 @@ pub fn decode(payload: Option<&[u8]>) -> Result<CheckResult, Rejection> {
     }
     strip_nul(&mut result);
     Ok(result)
+}
+
+/// Decodes one message of the site catalog topic: a definition, or (no value) a tombstone.
+/// `timestamp_ms` is the message's Kafka timestamp.
+pub fn decode_catalog(
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    timestamp_ms: Option<i64>,
+) -> Result<CatalogEntry, Rejection> {
+    let site = key
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .filter(|k| !k.trim().is_empty() && k.len() <= MAX_SITE_NAME && !k.contains('\0'))
+        .ok_or_else(|| {
+            Rejection::Invalid("catalog entry without a usable site name as key".into())
+        })?
+        .to_string();
+    let timestamp = timestamp_ms
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or_else(Utc::now);
+    let Some(payload) = payload.filter(|p| !p.is_empty()) else {
+        return Ok(CatalogEntry {
+            site,
+            definition: None,
+            timestamp,
+        });
+    };
+    let version: Version =
+        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(clean(e.to_string())))?;
+    if let Some(v) = version
+        .schema
+        .filter(|v| *v > u64::from(CATALOG_SCHEMA_VERSION))
+    {
+        return Err(Rejection::FutureSchema(
+            u32::try_from(v).unwrap_or(u32::MAX),
+        ));
+    }
+    let mut d: SiteDefinition =
+        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(clean(e.to_string())))?;
+    if d.site != site {
+        return Err(Rejection::Invalid(format!(
+            "catalog entry for `{}` under the key `{site}`",
+            clean(d.site)
+        )));
+    }
+    let limit = |v: u64| i64::try_from(v).is_ok();
+    if d.interval_ms == 0 || !limit(d.interval_ms) || !limit(d.timeout_ms) {
+        return Err(Rejection::Invalid(format!(
+            "`{site}`: interval_ms or timeout_ms out of range"
+        )));
+    }
+    let threshold = |t: u32| (1..=i32::MAX as u32).contains(&t);
+    if !threshold(d.failure_threshold) || !threshold(d.success_threshold) {
+        return Err(Rejection::Invalid(format!(
+            "`{site}`: thresholds must be at least 1"
+        )));
+    }
+    for text in [&mut d.url, &mut d.agent]
+        .into_iter()
+        .chain(d.location.as_mut())
+        .chain(d.group.as_mut())
+        .chain(d.tags.iter_mut())
+    {
+        clean_in_place(text);
+    }
+    Ok(CatalogEntry {
+        site,
+        definition: Some(d),
+        timestamp,
+    })
 }
 
 /// The `error.kind` name as sent, for a kind this build does not know (decoded as

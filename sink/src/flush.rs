@@ -35,8 +35,8 @@ pub(crate) struct Store {
 pub(crate) struct Pending {
     pub(crate) store: Store,
     pub(crate) batch: Batch,
-    /// Next offset to commit per partition once the batch is stored.
-    pub(crate) next_offsets: HashMap<i32, i64>,
+    /// Next offset to commit per (topic, partition) once the batch is stored.
+    pub(crate) next_offsets: HashMap<(String, i32), i64>,
 }
 
 impl Pending {
@@ -51,14 +51,10 @@ impl Pending {
 }
 
 /// Writes the pending batch (retrying while the database is down, until `token` is
-/// cancelled), then commits its offsets on `topic`. An empty batch is a no-op; a batch
-/// given up on stays pending and its offsets uncommitted (it will be redelivered).
-pub(crate) async fn flush<C, X>(
-    pending: &mut Pending,
-    topic: &str,
-    consumer: &C,
-    token: &CancellationToken,
-) where
+/// cancelled), then commits its offsets. An empty batch is a no-op; a batch given up on
+/// stays pending and its offsets uncommitted (it will be redelivered).
+pub(crate) async fn flush<C, X>(pending: &mut Pending, consumer: &C, token: &CancellationToken)
+where
     C: Consumer<X>,
     X: ConsumerContext,
 {
@@ -72,7 +68,7 @@ pub(crate) async fn flush<C, X>(
     {
         return;
     }
-    commit_offsets(consumer, topic, pending.next_offsets.drain());
+    commit_offsets(consumer, pending.next_offsets.drain());
     pending.batch = Batch::default();
     pending.store.metrics.pending.set(0);
 }
@@ -123,18 +119,20 @@ fn record(m: &SinkMetrics, stats: &WriteStats, batch: &Batch, took: Duration) {
     m.duplicates
         .add((batch.rows.len() as u64).saturating_sub(stats.inserted));
     m.rejected.add(stats.rejected);
+    m.catalog_conflicts.add(stats.catalog_conflicts);
+    m.events.add(stats.step("verdicts"));
 }
 
-/// Commits `next` offsets per partition of `topic`. Stored but not committed is safe: a
+/// Commits `next` offsets per (topic, partition). Stored but not committed is safe: a
 /// redelivery is an idempotent no-op.
-fn commit_offsets<C, X>(consumer: &C, topic: &str, next: impl Iterator<Item = (i32, i64)>)
+fn commit_offsets<C, X>(consumer: &C, next: impl Iterator<Item = ((String, i32), i64)>)
 where
     C: Consumer<X>,
     X: ConsumerContext,
 {
     let mut offsets = TopicPartitionList::new();
-    for (partition, next) in next {
-        if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {
+    for ((topic, partition), next) in next {
+        if let Err(e) = offsets.add_partition_offset(&topic, partition, Offset::Offset(next)) {
             tracing::warn!(error = %e, "cannot record offset");
         }
     }

@@ -19,6 +19,8 @@ pub mod pipeline;
 pub mod report;
 pub mod retention;
 pub mod rollups;
+mod sweeper;
+pub mod verdicts;
 pub mod web;
 
 pub use config::SinkConfig;

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_compact_results.sql")),
     (3, include_str!("../migrations/0003_rollups.sql")),
+    (4, include_str!("../migrations/0004_verdicts.sql")),
 ];
 
 /// The schema version this build writes.

@@ -22,6 +22,10 @@ pub struct SinkMetrics {
     pub rejected: Counter,
     /// Failed attempts to store a batch.
     pub db_errors: Counter,
+    /// Verdict changes and silent locations recorded in `site_events`.
+    pub events: Counter,
+    /// Site definitions that disagreed with another agent's definition in force.
+    pub catalog_conflicts: Counter,
     /// Messages in the topic not yet stored (committed), over assigned partitions.
     pub lag: Gauge,
     /// Messages consumed and waiting in the current batch.
@@ -70,6 +74,18 @@ impl SinkMetrics {
             "Messages that did not decode, kept in rejected_messages.",
             None,
             &one(&self.rejected),
+        );
+        t.counter(
+            "sitewatch_sink_events_total",
+            "Verdict changes and silent locations recorded in site_events.",
+            None,
+            &one(&self.events),
+        );
+        t.counter(
+            "sitewatch_sink_catalog_conflicts_total",
+            "Site definitions that disagreed with another agent's definition in force (the later wins).",
+            None,
+            &one(&self.catalog_conflicts),
         );
         t.counter(
             "sitewatch_sink_db_errors_total",

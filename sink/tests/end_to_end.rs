@@ -75,11 +75,20 @@ async fn every_check_the_agent_makes_is_stored_once() {
     assert_eq!((rows, ids, sites), (expected, expected, SITES as i64));
     assert_eq!(down, (SITES / 4 * ROUNDS) as i64);
     assert_eq!(up, expected - down);
-    // One first-seen event per site; outcomes never changed afterwards.
-    let events: i64 = client
-        .query_one("SELECT count(*) FROM site_events", &[])
+    // The down sites' verdicts, once each (two down checks confirm it), each with its open
+    // incident; up sites' first verdicts are no events.
+    let r = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM site_events WHERE kind = 'verdict' AND new_outcome = 'down'),
+                    (SELECT count(*) FROM site_events WHERE kind = 'verdict' AND new_outcome <> 'unknown'),
+                    (SELECT count(*) FROM incidents WHERE resolved_at IS NULL)",
+            &[],
+        )
         .await
-        .unwrap()
-        .get(0);
-    assert_eq!(events, SITES as i64);
+        .unwrap();
+    let downs = (SITES / 4) as i64;
+    assert_eq!(
+        (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)),
+        (downs, downs, downs)
+    );
 }

@@ -41,12 +41,21 @@ async fn filled() -> TestDb {
         row(4, "flaky", Outcome::Down, 20, 7.0),
         row(5, "flaky", Outcome::Up, 10, 6.0),
         row(6, "gone", Outcome::Down, 180, 1.0),
+        // Down for 20 minutes (two down checks confirm it), then up: one incident, resolved.
+        row(7, "recovered", Outcome::Up, 50, 5.0),
+        row(8, "recovered", Outcome::Down, 40, 5.0),
+        row(9, "recovered", Outcome::Down, 30, 5.0),
+        row(10, "recovered", Outcome::Up, 20, 5.0),
+        // Down now: an open incident.
+        row(11, "broken", Outcome::Down, 15, 5.0),
+        row(12, "broken", Outcome::Down, 5, 5.0),
     ];
     write_batch(
         &mut client,
         &Batch {
             rows,
             rejected: Vec::new(),
+            catalog: Vec::new(),
         },
     )
     .await
@@ -62,16 +71,29 @@ async fn the_report_summarises_each_site_over_the_window() {
         .await
         .unwrap();
     let names: Vec<&str> = r.sites.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["flaky", "gone", "steady"]);
+    assert_eq!(names, ["broken", "flaky", "gone", "recovered", "steady"]);
 
-    let steady = &r.sites[2];
+    let steady = &r.sites[4];
     assert_eq!((steady.outcome.as_str(), steady.checks), ("up", 3));
+    assert_eq!(steady.verdict, "up");
     assert_eq!(steady.uptime_pct, Some(100.0));
     assert_eq!(steady.p50_ms, Some(20.0));
     assert!(steady.last_error.is_none());
-    assert_eq!(steady.events.len(), 1, "first seen is the one change");
+    assert!(
+        steady.events.is_empty(),
+        "a first verdict of up is no event"
+    );
+    assert_eq!(steady.locations.len(), 1);
+    assert_eq!(
+        (
+            steady.locations[0].name.as_str(),
+            steady.locations[0].state.as_str()
+        ),
+        ("test", "passing")
+    );
 
-    let flaky = &r.sites[0];
+    let flaky = &r.sites[1];
+    assert_eq!(flaky.verdict, "up", "one down check is below the threshold");
     assert_eq!((flaky.checks, flaky.down), (3, 1));
     assert!((flaky.uptime_pct.unwrap() - 66.666).abs() < 0.01);
     assert_eq!(
@@ -79,21 +101,49 @@ async fn the_report_summarises_each_site_over_the_window() {
         Some("expected 200-399, got 503")
     );
     assert_eq!(flaky.last_error_kind.as_deref(), Some("http_status"));
-    let changes: Vec<(Option<&str>, &str)> = flaky
+    assert!(flaky.events.is_empty());
+
+    // Outside the window: known, its one check down, not judged yet (no second check).
+    let gone = &r.sites[2];
+    assert_eq!((gone.outcome.as_str(), gone.checks), ("down", 0));
+    assert_eq!(
+        (gone.verdict.as_str(), gone.locations[0].state.as_str()),
+        ("unknown", "pending")
+    );
+    assert_eq!(gone.uptime_pct, None);
+    assert!(gone.events.is_empty());
+
+    let recovered = &r.sites[3];
+    assert_eq!(recovered.verdict, "up");
+    assert_eq!(recovered.incidents, 1);
+    assert!(recovered.open_incident.is_none());
+    assert_eq!(
+        recovered.mttr_seconds,
+        Some(1200.0),
+        "from the first down check to recovery"
+    );
+    let changes: Vec<(&str, Option<&str>, &str)> = recovered
         .events
         .iter()
-        .map(|e| (e.previous.as_deref(), e.new.as_str()))
+        .map(|e| (e.kind.as_str(), e.previous.as_deref(), e.new.as_str()))
         .collect();
     assert_eq!(
         changes,
-        [(None, "up"), (Some("up"), "down"), (Some("down"), "up")]
+        [
+            ("verdict", Some("up"), "down"),
+            ("verdict", Some("down"), "up")
+        ]
     );
 
-    // Outside the window: known, still down, but no checks to count.
-    let gone = &r.sites[1];
-    assert_eq!((gone.outcome.as_str(), gone.checks), ("down", 0));
-    assert_eq!(gone.uptime_pct, None);
-    assert!(gone.events.is_empty());
+    let broken = &r.sites[0];
+    assert_eq!(broken.verdict, "down");
+    let incident = broken.open_incident.as_ref().unwrap();
+    assert_eq!(incident.locations, ["test"]);
+    assert_eq!(
+        incident.first_error.as_deref(),
+        Some("http_status: expected 200-399, got 503")
+    );
+    assert_eq!(r.mttr_seconds, Some(1200.0));
 
     let text = report::text(&r);
     let steady_line = text.lines().find(|l| l.starts_with("steady")).unwrap();
@@ -106,7 +156,18 @@ async fn the_report_summarises_each_site_over_the_window() {
         flaky_line.contains("66.7%") && flaky_line.contains("http_status: expected"),
         "{text}"
     );
-    assert!(text.contains("up -> down"), "{text}");
+    assert!(text.contains("verdict: up -> down"), "{text}");
+    let broken_line = text.lines().find(|l| l.starts_with("broken")).unwrap();
+    assert!(
+        broken_line.contains("down") && broken_line.contains("test:failing"),
+        "{text}"
+    );
+    let recovered_line = text.lines().find(|l| l.starts_with("recovered")).unwrap();
+    assert!(recovered_line.contains("20m 0s"), "MTTR: {text}");
+    assert!(
+        text.contains("open incidents:") && text.contains("broken"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +185,9 @@ async fn the_binary_prints_json_for_scripts() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let sites = v["sites"].as_array().unwrap();
-    assert_eq!(sites.len(), 3);
+    assert_eq!(sites.len(), 5);
+    assert_eq!(sites[0]["verdict"], "down");
+    assert_eq!(sites[0]["open_incident"]["locations"][0], "test");
     let gone = sites.iter().find(|s| s["name"] == "gone").unwrap();
     assert_eq!(gone["checks"], 1, "a 4h window includes its check");
     assert_eq!(gone["uptime_pct"], 0.0);
@@ -154,6 +217,7 @@ async fn long_windows_are_read_from_rollups_and_outlive_raw_results() {
         &Batch {
             rows,
             rejected: Vec::new(),
+            catalog: Vec::new(),
         },
     )
     .await

@@ -59,6 +59,7 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
         &Batch {
             rows,
             rejected: Vec::new(),
+            catalog: Vec::new(),
         },
     )
     .await

@@ -144,6 +144,7 @@ fn batch(rows: Vec<Row>) -> Batch {
     Batch {
         rows,
         rejected: Vec::new(),
+        catalog: Vec::new(),
     }
 }
 

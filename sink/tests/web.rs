@@ -10,11 +10,12 @@ mod support;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
+use sitewatch_checks::catalog::{Quorum, SiteDefinition, CATALOG_SCHEMA_VERSION};
 use sitewatch_checks::schema::CheckError;
 use sitewatch_checks::{ErrorKind, Outcome};
 use sitewatch_sink::database::Database;
 use sitewatch_sink::migrations;
-use sitewatch_sink::pipeline::{write_batch, Batch, Row};
+use sitewatch_sink::pipeline::{write_batch, Batch, CatalogEntry, Row};
 use sitewatch_sink::web::WebArgs;
 use sitewatch_tests::fixtures::result;
 use sitewatch_tests::http::{get, Response};
@@ -46,13 +47,44 @@ fn check(site: &str, location: &str, outcome: Outcome, minutes_ago: i64, total_m
     Row::new(0, 0, r)
 }
 
-/// steady: up from eu and us. flaky: eu fails at 20 and 2 minutes ago, us is up; so two
-/// incidents (20 -> 15 minutes ago, and one open since 2 minutes ago). The hostile site is
-/// down with a hostile error; `old` has not reported for two hours.
+fn define(site: &str, public: bool, group: Option<&str>, tags: &[&str]) -> CatalogEntry {
+    let at = Utc::now() - chrono::Duration::hours(1);
+    CatalogEntry {
+        site: site.into(),
+        definition: Some(SiteDefinition {
+            schema: CATALOG_SCHEMA_VERSION,
+            site: site.into(),
+            url: format!("http://internal.example/{site}"),
+            interval_ms: 600_000,
+            timeout_ms: 5000,
+            failure_threshold: 2,
+            success_threshold: 1,
+            quorum: Quorum::Majority,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            group: group.map(str::to_string),
+            public,
+            agent: "agent-eu".into(),
+            location: Some("eu".into()),
+            published_at: at,
+        }),
+        timestamp: at,
+    }
+}
+
+/// A catalog (10-minute interval, thresholds 2/1, majority) and checks from eu and us:
+/// steady is up everywhere; flaky fails in both locations (down), recovers in eu (degraded:
+/// incident resolved after 4 minutes) and fails in eu again (down: a second, open incident);
+/// the hostile site is down from eu, its only location, with a hostile error; `newcomer`
+/// has one failed check (its location is pending: unknown).
 async fn filled() -> TestDb {
     let db = TestDb::create().await;
     let mut client = db.client().await;
     migrations::migrate(&mut client).await.unwrap();
+    let catalog = vec![
+        define("steady", true, Some("Shop"), &["tier-1"]),
+        define("flaky", false, None, &["tier-1"]),
+        define(HOSTILE, true, Some("<i>grp</i>"), &["<b>t</b>"]),
+    ];
     let rows = vec![
         check("steady", "eu", Outcome::Up, 30, 10.0),
         check("steady", "us", Outcome::Up, 29, 20.0),
@@ -61,21 +93,28 @@ async fn filled() -> TestDb {
         check("flaky", "eu", Outcome::Up, 30, 5.0),
         check("flaky", "us", Outcome::Up, 25, 6.0),
         check("flaky", "eu", Outcome::Down, 20, 7.0),
-        check("flaky", "us", Outcome::Up, 15, 8.0),
-        check("flaky", "us", Outcome::Up, 3, 9.0),
-        check("flaky", "eu", Outcome::Down, 2, 10.0),
+        check("flaky", "eu", Outcome::Down, 18, 7.0),
+        check("flaky", "us", Outcome::Down, 16, 8.0),
+        check("flaky", "us", Outcome::Down, 15, 8.0),
+        check("flaky", "eu", Outcome::Up, 12, 9.0),
+        check("flaky", "eu", Outcome::Down, 5, 10.0),
+        check("flaky", "eu", Outcome::Down, 4, 10.0),
         check(HOSTILE, "eu", Outcome::Down, 5, 3.0),
-        check("old", "eu", Outcome::Up, 120, 3.0),
+        check(HOSTILE, "eu", Outcome::Down, 4, 3.0),
+        check("newcomer", "eu", Outcome::Down, 1, 3.0),
     ];
-    write_batch(
-        &mut client,
-        &Batch {
-            rows,
-            rejected: Vec::new(),
+    for batch in [
+        Batch {
+            catalog,
+            ..Batch::default()
         },
-    )
-    .await
-    .unwrap();
+        Batch {
+            rows,
+            ..Batch::default()
+        },
+    ] {
+        write_batch(&mut client, &batch).await.unwrap();
+    }
     db
 }
 
@@ -131,11 +170,12 @@ async fn pages_api_badges_and_metrics_show_the_stored_results_escaped() {
         "unescaped site name on the dashboard"
     );
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    for (site, verdict) in [("steady", "up"), ("flaky", "down"), ("old", "unknown")] {
+    for (site, verdict) in [("steady", "up"), ("flaky", "down"), ("newcomer", "unknown")] {
         assert!(
             page.body
                 .contains(&format!("data-site=\"{site}\" data-verdict=\"{verdict}\"")),
-            "{site} {verdict}"
+            "{site} {verdict}: {}",
+            page.body
         );
     }
     let order: Vec<usize> = [
@@ -150,22 +190,36 @@ async fn pages_api_badges_and_metrics_show_the_stored_results_escaped() {
         order.windows(2).all(|w| w[0] < w[1]),
         "worst first: {order:?}"
     );
-    assert!(page.body.contains(
-        HOSTILE_ERROR
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .as_str()
-    ));
-    assert!(!page.body.contains(HOSTILE_ERROR));
+    assert!(page
+        .body
+        .contains(&HOSTILE_ERROR.replace('<', "&lt;").replace('>', "&gt;")));
+    assert!(!page.body.contains(HOSTILE_ERROR) && !page.body.contains("<b>t</b>"));
+    assert!(
+        page.body.contains("#&lt;b&gt;t&lt;/b&gt;"),
+        "hostile tag escaped"
+    );
 
-    // API: figures from the rollups.
+    // Filters by catalog tag and group.
+    let tagged = get(&addr, "/?tag=tier-1", &[]).body;
+    assert_eq!(tagged.matches("<tr class=\"site\"").count(), 2, "{tagged}");
+    assert!(tagged.contains("data-site=\"flaky\"") && tagged.contains("data-site=\"steady\""));
+    let grouped = get(&addr, "/?group=%3Ci%3Egrp%3C%2Fi%3E", &[]).body;
+    assert_eq!(
+        grouped.matches("<tr class=\"site\"").count(),
+        1,
+        "{grouped}"
+    );
+    assert!(grouped.contains("&lt;script&gt;"));
+
+    // API: verdicts, locations and figures from the rollups.
     let api = json(&get(&addr, "/api/v1/sites", &[]));
     let sites = api["sites"].as_array().unwrap();
     assert_eq!(sites.len(), 4);
     let flaky = sites.iter().find(|s| s["name"] == "flaky").unwrap();
     assert_eq!(flaky["verdict"], "down");
+    assert_eq!(flaky["tags"], serde_json::json!(["tier-1"]));
     let pct = flaky["uptime"]["pct_24h"].as_f64().unwrap();
-    assert!((pct - 400.0 / 6.0).abs() < 1e-9, "{pct}");
+    assert!((pct - 300.0 / 9.0).abs() < 1e-9, "{pct}");
     assert!((pct - flaky["uptime"]["pct_90d"].as_f64().unwrap()).abs() < 1e-9);
     let locations: Vec<(&str, &str)> = flaky["locations"]
         .as_array()
@@ -173,34 +227,47 @@ async fn pages_api_badges_and_metrics_show_the_stored_results_escaped() {
         .iter()
         .map(|l| (l["name"].as_str().unwrap(), l["state"].as_str().unwrap()))
         .collect();
-    assert_eq!(locations, [("eu", "down"), ("us", "up")]);
+    assert_eq!(locations, [("eu", "down"), ("us", "down")]);
     assert!(flaky["open_incident"]["first_error"]
         .as_str()
         .unwrap()
         .contains("503"));
     let steady = sites.iter().find(|s| s["name"] == "steady").unwrap();
+    assert_eq!(
+        (steady["verdict"].as_str(), steady["group"].as_str()),
+        (Some("up"), Some("Shop"))
+    );
     assert_eq!(steady["uptime"]["pct_30d"].as_f64(), Some(100.0));
     let p95 = steady["uptime"]["p95_ms_24h"].as_f64().unwrap();
     assert!((p95 - 40.0).abs() <= 40.0 * 0.021, "{p95}");
+    let newcomer = sites.iter().find(|s| s["name"] == "newcomer").unwrap();
+    assert_eq!(newcomer["locations"][0]["state"], "unknown");
 
     let uptime = json(&get(&addr, "/api/v1/sites/flaky/uptime?range=1d", &[]));
     assert_eq!(
         (uptime["checks"].as_i64(), uptime["down"].as_i64()),
-        (Some(6), Some(2))
+        (Some(9), Some(6))
     );
     assert_eq!(uptime["source"], "results");
     let uptime = json(&get(&addr, "/api/v1/sites/flaky/uptime?range=30d", &[]));
     assert_eq!(
         (uptime["checks"].as_i64(), uptime["source"].as_str()),
-        (Some(6), Some("daily_rollups"))
+        (Some(9), Some("daily_rollups"))
     );
     let incidents = json(&get(&addr, "/api/v1/incidents?site=flaky&range=1d", &[]));
     let incidents = incidents.as_array().unwrap();
     assert_eq!(incidents.len(), 2, "{incidents:?}");
     assert!(incidents[0]["ended_at"].is_null());
-    assert_eq!(incidents[1]["duration_seconds"].as_i64(), Some(300));
+    assert_eq!(incidents[0]["locations"], serde_json::json!(["eu", "us"]));
+    assert_eq!(
+        incidents[1]["duration_seconds"].as_i64(),
+        Some(240),
+        "{incidents:?}"
+    );
+    let all = json(&get(&addr, "/api/v1/incidents", &[]));
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
     let failures = json(&get(&addr, "/api/v1/sites/flaky/failures", &[]));
-    assert_eq!(failures.as_array().unwrap().len(), 2);
+    assert_eq!(failures.as_array().unwrap().len(), 6);
     assert_eq!(failures[0]["dns_ms"].as_f64(), Some(1.5));
     assert_eq!(failures[0]["location"], "eu");
     let daily = json(&get(&addr, "/api/v1/sites/steady/daily", &[]));
@@ -212,7 +279,7 @@ async fn pages_api_badges_and_metrics_show_the_stored_results_escaped() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("expected 200-399, got 503"));
     assert_eq!(page.body.matches("class=\"incident\"").count(), 2);
-    assert_eq!(page.body.matches("class=\"failed-check\"").count(), 2);
+    assert_eq!(page.body.matches("class=\"failed-check\"").count(), 6);
     assert_eq!(
         page.body.matches("class=\"bar ").count(),
         2 * 90,
@@ -274,7 +341,7 @@ async fn pages_api_badges_and_metrics_show_the_stored_results_escaped() {
     let badge = get(&addr, "/badge/flaky/uptime/30d.svg", &[]);
     assert_eq!(badge.header("cache-control"), Some("public, max-age=300"));
     assert!(
-        badge.body.contains("66.66%") && badge.body.contains("uptime 30d"),
+        badge.body.contains("33.33%") && badge.body.contains("uptime 30d"),
         "{}",
         badge.body
     );
@@ -284,27 +351,48 @@ async fn pages_api_badges_and_metrics_show_the_stored_results_escaped() {
     // Prometheus.
     let metrics = get(&addr, "/metrics", &[]).body;
     assert!(
-        metrics.contains("sitewatch_site_up{site=\"steady\",group=\"\"} 1\n"),
+        metrics.contains("sitewatch_site_up{site=\"steady\",group=\"Shop\"} 1\n"),
         "{metrics}"
     );
     assert!(metrics.contains("sitewatch_site_up{site=\"flaky\",group=\"\"} 0\n"));
     assert!(
-        !metrics.contains("sitewatch_site_up{site=\"old\""),
+        !metrics.contains("sitewatch_site_up{site=\"newcomer\""),
         "unknown has no up series"
     );
-    assert!(
-        metrics.contains("sitewatch_site_verdict{site=\"old\",group=\"\",verdict=\"unknown\"} 1\n")
-    );
     assert!(metrics
-        .contains("sitewatch_site_uptime_ratio{site=\"steady\",group=\"\",window=\"90d\"} 1\n"));
+        .contains("sitewatch_site_verdict{site=\"newcomer\",group=\"\",verdict=\"unknown\"} 1\n"));
+    assert!(metrics.contains(
+        "sitewatch_site_uptime_ratio{site=\"steady\",group=\"Shop\",window=\"90d\"} 1\n"
+    ));
     assert!(metrics.contains("sitewatch_location_up{site=\"flaky\",location=\"eu\"} 0\n"));
     assert!(metrics.contains("sitewatch_site_incident_open{site=\"flaky\",group=\"\"} 1\n"));
     assert_eq!(get(&addr, "/healthz", &[]).status, 200);
 
-    // No site is public without a catalog: the status page lists none.
+    // The status page: public sites only, grouped, no internal detail.
     let status = get(&addr, "/status", &[]);
     assert_eq!(status.status, 200);
-    assert!(!status.body.contains("steady") && status.body.contains("No services are listed yet"));
+    let body = &status.body;
+    assert!(
+        body.contains("data-site=\"steady\"") && body.contains("&lt;script&gt;"),
+        "{body}"
+    );
+    assert!(!body.contains("data-site=\"flaky\"") && !body.contains("newcomer"));
+    assert!(body.contains("Partial outage"));
+    assert!(
+        body.contains("data-group=\"Shop\"")
+            && body.contains("data-group=\"&lt;i&gt;grp&lt;/i&gt;\"")
+    );
+    for hidden in ["internal.example", "503", "onerror", "agent-eu"] {
+        assert!(!body.contains(hidden), "{hidden} on the status page");
+    }
+    assert_eq!(
+        body.matches("class=\"incident\"").count(),
+        1,
+        "the hostile site's incident"
+    );
+    let shop = get(&addr, "/status/Shop", &[]).body;
+    assert!(shop.contains("data-site=\"steady\"") && !shop.contains("&lt;script&gt;"));
+    assert!(shop.contains("All systems operational"));
     assert_eq!(get(&addr, "/status/nogroup", &[]).status, 404);
     token.cancel();
 }
@@ -352,17 +440,15 @@ async fn credentials_guard_everything_but_the_status_page_and_public_badges() {
     }
     assert_eq!(get(&addr, "/status", &[]).status, 200);
     assert_eq!(get(&addr, "/healthz", &[]).status, 200);
-    // `steady` is not public (no catalog): its badge needs a credential.
-    assert_eq!(get(&addr, "/badge/steady/status.svg", &[]).status, 401);
-    assert_eq!(
-        get(
-            &addr,
-            "/badge/steady/status.svg",
-            &[("Authorization", &basic)]
-        )
-        .status,
-        200
+    // A public site's badge is for anyone; a non-public one's needs a credential.
+    assert_eq!(get(&addr, "/badge/steady/status.svg", &[]).status, 200);
+    assert_eq!(get(&addr, "/badge/flaky/status.svg", &[]).status, 401);
+    let with_basic = get(
+        &addr,
+        "/badge/flaky/status.svg",
+        &[("Authorization", &basic)],
     );
+    assert_eq!(with_basic.status, 200);
     token.cancel();
 }
 
@@ -405,7 +491,9 @@ async fn the_binary_serves_pages_with_a_role_that_may_only_select() {
         "/",
         "/sites/flaky",
         "/status",
+        "/status/Shop",
         "/api/v1/sites",
+        "/api/v1/incidents",
         "/metrics",
         "/badge/steady/uptime/90d.svg",
     ]

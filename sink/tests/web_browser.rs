@@ -1,8 +1,10 @@
 //! The web pages in a real headless browser (Debian's chromium) over a database filled by a
 //! real pipeline run: the agent library checks local sites from two locations in three
-//! rounds into a Tansu topic, the sink stores them, `sitewatch-sink web` serves them. The
-//! DOM is asserted (sites and verdicts, daily bars with their figures, incidents, failed
-//! checks, escaping) and screenshots are kept as artifacts under the target directory.
+//! rounds into a Tansu topic (with its site catalog: groups, tags, public sites), the sink
+//! stores them and judges verdicts, `sitewatch-sink web` serves them. The DOM is asserted
+//! (sites and verdicts, location states, daily bars with their figures, incidents, failed
+//! checks, the public status page, escaping) and screenshots are kept as artifacts under the
+//! target directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -35,6 +37,16 @@ fn path(site: &str, round: usize, location: &str) -> &'static str {
 
 const SITES: [&str; 5] = ["shop", "api", "checkout", "regional", HOSTILE];
 
+/// Each site's catalog fields: all but `regional` are on the public status page.
+fn catalog(site: &str) -> &'static str {
+    match site {
+        "shop" | "checkout" => "    public: true\n    group: Shop\n    tags: [tier-1]\n",
+        "api" => "    public: true\n    group: API\n    tags: [tier-1]\n",
+        "regional" => "    tags: [internal]\n",
+        _ => "    public: true\n",
+    }
+}
+
 async fn pipeline_run(broker: &Broker, topic: &str, db: &TestDb) {
     let port = welcome();
     let dir = tempfile::tempdir().unwrap();
@@ -43,14 +55,16 @@ async fn pipeline_run(broker: &Broker, topic: &str, db: &TestDb) {
             let file = dir.path().join(format!("{location}.yaml"));
             let mut yaml = format!(
                 "agent:\n  name: agent-{location}\n  location: {location}\n\
-                 kafka:\n  brokers: [\"{}\"]\n  topic: {topic}\n\
+                 kafka:\n  brokers: [\"{}\"]\n  topic: {topic}\n  catalog_topic: {topic}.sites\n\
+                 \x20 create_topic: {{ partitions: 2, replication_factor: 1 }}\n\
                  defaults:\n  regex: Welcome\n  timeout: 3s\nsites:\n",
                 broker.addr()
             );
             for site in SITES {
                 yaml.push_str(&format!(
-                    "  - name: '{site}'\n    url: http://127.0.0.1:{port}/{}\n",
-                    path(site, round, location)
+                    "  - name: '{site}'\n    url: http://127.0.0.1:{port}/{}\n{}",
+                    path(site, round, location),
+                    catalog(site)
                 ));
             }
             std::fs::write(&file, yaml).unwrap();
@@ -61,14 +75,15 @@ async fn pipeline_run(broker: &Broker, topic: &str, db: &TestDb) {
         }
     }
     let token = CancellationToken::new();
-    let sink = tokio::spawn(sitewatch_sink::run(
-        sink_config(broker, topic, "web-browser", db),
-        token.clone(),
-    ));
+    let mut config = sink_config(broker, topic, "web-browser", db);
+    config.catalog_topic = format!("{topic}.sites");
+    let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
     let client = db.client().await;
     let expected = (SITES.len() * ROUNDS * LOCATIONS.len()) as i64;
     let deadline = Instant::now() + Duration::from_secs(90);
-    while stored(&client).await < expected && Instant::now() < deadline {
+    while (stored(&client).await < expected || catalogued(&client).await < SITES.len() as i64)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -121,7 +136,12 @@ async fn dashboard_site_and_status_pages_in_chromium_after_a_real_pipeline_run()
         SITES.len(),
         "{dom}"
     );
-    for (site, verdict) in [("shop", "up"), ("api", "down"), ("checkout", "up")] {
+    for (site, verdict) in [
+        ("shop", "up"),
+        ("api", "down"),
+        ("checkout", "up"),
+        ("regional", "degraded"),
+    ] {
         assert!(
             dom.contains(&format!("data-site=\"{site}\" data-verdict=\"{verdict}\"")),
             "{site} {verdict}: {dom}"
@@ -189,11 +209,31 @@ async fn dashboard_site_and_status_pages_in_chromium_after_a_real_pipeline_run()
     })
     .await
     .unwrap();
-    assert!(status.contains("id=\"banner\""), "{status}");
+    // Public sites only, grouped, no URLs or error texts; api is down: a partial outage.
     assert!(
-        !status.contains("127.0.0.1"),
-        "no URLs on the status page: {status}"
+        status.contains("data-verdict=\"down\">Partial outage"),
+        "{status}"
     );
+    assert_eq!(
+        status.matches("<div class=\"status-site\"").count(),
+        4,
+        "{status}"
+    );
+    assert!(!status.contains("regional"));
+    assert!(status.contains("data-group=\"Shop\"") && status.contains("data-group=\"API\""));
+    assert_eq!(status.matches("class=\"bar ").count(), 4 * 90);
+    assert_eq!(
+        status.matches("class=\"incident\"").count(),
+        2,
+        "api's and checkout's"
+    );
+    for hidden in ["127.0.0.1", "expected 200-399", "agent-eu"] {
+        assert!(
+            !status.contains(hidden),
+            "{hidden} on the status page: {status}"
+        );
+    }
+    assert_eq!(status.matches("<script").count(), 1);
 
     let dir = screenshots();
     tokio::task::spawn_blocking({
@@ -218,4 +258,12 @@ async fn dashboard_site_and_status_pages_in_chromium_after_a_real_pipeline_run()
     .unwrap();
     eprintln!("screenshots in {}", dir.display());
     token.cancel();
+}
+
+async fn catalogued(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM site_catalog", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0)
 }

@@ -5,7 +5,7 @@
 
 mod support;
 
-use chrono::{Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use sitewatch_checks::schema::{CheckError, HttpInfo, RegexInfo};
 use sitewatch_checks::{ErrorKind, Outcome};
 use sitewatch_sink::decode::decode;
@@ -63,27 +63,37 @@ async fn a_batch_is_stored_once_with_typed_columns_and_a_rewrite_is_a_no_op() {
     let batch = Batch {
         rows,
         rejected: vec![],
+        catalog: Vec::new(),
     };
 
     let first = write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(first.inserted, 100);
     assert!(!first.rewritten, "a batch of new results is written once");
+    assert_eq!(first.step("sites"), 3, "each site's facts updated");
     assert_eq!(
-        first.step("events"),
-        3,
-        "first result of each new site is an event"
+        first.step("verdicts"),
+        0,
+        "a first verdict of up is no event"
     );
     let again = write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(
-        (again.inserted, again.step("events")),
-        (0, 0),
+        (again.inserted, again.step("sites"), again.step("verdicts")),
+        (0, 0, 0),
         "redelivery is a no-op"
     );
     assert_eq!(
         count(&client, "SELECT count(*) FROM check_results").await,
         100
     );
-    assert_eq!(count(&client, "SELECT count(*) FROM site_events").await, 3);
+    assert_eq!(count(&client, "SELECT count(*) FROM site_events").await, 0);
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM site_verdicts WHERE verdict = 'up'"
+        )
+        .await,
+        3
+    );
     assert_eq!(count(&client, "SELECT count(*) FROM sites").await, 3);
 
     let r = client
@@ -107,7 +117,7 @@ async fn a_batch_is_stored_once_with_typed_columns_and_a_rewrite_is_a_no_op() {
 }
 
 #[tokio::test]
-async fn up_down_up_across_batches_gives_exactly_those_events() {
+async fn up_down_up_across_batches_gives_exactly_those_verdict_changes() {
     let (_db, mut client) = migrated().await;
     let b1 = Batch {
         rows: vec![
@@ -116,6 +126,7 @@ async fn up_down_up_across_batches_gives_exactly_those_events() {
             row(2, "s", Outcome::Down, 28),
         ],
         rejected: vec![],
+        catalog: Vec::new(),
     };
     let b2 = Batch {
         rows: vec![
@@ -124,6 +135,7 @@ async fn up_down_up_across_batches_gives_exactly_those_events() {
             row(5, "s", Outcome::Up, 25),
         ],
         rejected: vec![],
+        catalog: Vec::new(),
     };
     write_batch(&mut client, &b1).await.unwrap();
     write_batch(&mut client, &b2).await.unwrap();
@@ -138,10 +150,11 @@ async fn up_down_up_across_batches_gives_exactly_those_events() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
+    // Two down checks in a row (the default failure threshold) across the batches make the
+    // verdict down; one up check (the success threshold) makes it up again.
     assert_eq!(
         events,
         vec![
-            (None, "up".into()),
             (Some("up".into()), "down".into()),
             (Some("down".into()), "up".into())
         ]
@@ -154,7 +167,24 @@ async fn up_down_up_across_batches_gives_exactly_those_events() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(reason.as_deref(), Some("expected 200-399, got 500"));
+    assert_eq!(
+        reason.as_deref(),
+        Some("1 of 1 locations failing (quorum 1): test (http_status: expected 200-399, got 500)")
+    );
+    let incident = client
+        .query_one(
+            "SELECT started_at, resolved_at IS NOT NULL, locations FROM incidents",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        incident.get::<_, DateTime<Utc>>(0),
+        b1.rows[2].result.started_at,
+        "the incident starts at the first down check"
+    );
+    assert!(incident.get::<_, bool>(1), "and is resolved");
+    assert_eq!(incident.get::<_, Vec<String>>(2), ["test"]);
     let current: String = client
         .query_one("SELECT current_outcome FROM sites WHERE name = 's'", &[])
         .await
@@ -237,6 +267,7 @@ async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
     let earlier = Batch {
         rows: rows[..20].to_vec(),
         rejected: Vec::new(),
+        catalog: Vec::new(),
     };
     let mut repeated = rows[30].clone();
     repeated.offset = 99;
@@ -244,6 +275,7 @@ async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
     let batch = Batch {
         rows,
         rejected: Vec::new(),
+        catalog: Vec::new(),
     };
     // Every column, as text, in a stable order.
     let dump = "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY site, started_at)
@@ -265,7 +297,11 @@ async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
             "{method:?}: only the 30 not stored before, once"
         );
         let again = write_batch_with(&mut client, &batch, method).await.unwrap();
-        assert_eq!((again.inserted, again.step("events")), (0, 0), "{method:?}");
+        assert_eq!(
+            (again.inserted, again.step("verdicts")),
+            (0, 0),
+            "{method:?}"
+        );
         // Only the direct COPY is refused by stored rows and written again.
         let copy = method == InsertMethod::Copy;
         assert_eq!(
@@ -300,6 +336,7 @@ async fn a_row_another_sink_stores_meanwhile_is_skipped_not_an_error() {
         &Batch {
             rows: vec![row(100, "a", Outcome::Up, 60)],
             rejected: Vec::new(),
+            catalog: Vec::new(),
         },
     )
     .await
@@ -319,6 +356,7 @@ async fn a_row_another_sink_stores_meanwhile_is_skipped_not_an_error() {
     let batch = Batch {
         rows,
         rejected: Vec::new(),
+        catalog: Vec::new(),
     };
     let write = tokio::spawn(async move {
         let stats = write_batch(&mut client, &batch).await;
@@ -371,6 +409,7 @@ async fn an_error_kind_this_sink_does_not_know_is_stored_under_its_name() {
         &Batch {
             rows: vec![known, newer, nameless],
             rejected: Vec::new(),
+            catalog: Vec::new(),
         },
     )
     .await

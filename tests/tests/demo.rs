@@ -1,7 +1,8 @@
 //! The first README command, `scripts/demo`, run for a short while with a private
-//! PostgreSQL cluster: it exits 0, its report shows every demo site with the outcome
-//! its scenario implies, it served the web pages at the address it printed, and nothing it
-//! started is left running.
+//! PostgreSQL cluster: it exits 0, its report shows every demo site with the verdict its
+//! scenario implies from three locations (a regional fault seen from ap only is degraded;
+//! sites down everywhere have an open incident), it served the web pages at the address it
+//! printed, and nothing it started is left running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -46,7 +47,7 @@ fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
     let report = dir.path().join("report.json");
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/demo"))
-        .args(["--duration", "12", "--private-db", "--report-json"])
+        .args(["--duration", "20", "--private-db", "--report-json"])
         .arg(&report)
         .env_remove("DATABASE_URL")
         .env(MARK, &mark)
@@ -63,14 +64,14 @@ fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
 
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    let outcomes: BTreeMap<String, String> = report["sites"]
-        .as_array()
-        .unwrap()
+    let sites = report["sites"].as_array().unwrap();
+    let site = |name: &str| sites.iter().find(|s| s["name"] == name).unwrap();
+    let outcomes: BTreeMap<String, String> = sites
         .iter()
         .map(|s| {
             (
                 s["name"].as_str().unwrap().to_string(),
-                s["outcome"].as_str().unwrap().to_string(),
+                s["verdict"].as_str().unwrap().to_string(),
             )
         })
         .collect();
@@ -87,6 +88,7 @@ fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
         ("missing-csp", "degraded"),
         ("weather-fresh", "up"),
         ("weather-stale", "down"),
+        ("regional", "degraded"),
     ];
     for (site, outcome) in expected {
         assert_eq!(
@@ -95,12 +97,34 @@ fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
             "{site} in {outcomes:?}"
         );
     }
-    // Flapping alternates every 10 s: either is right, but it must be there.
+    // Flapping alternates every 10 s: any verdict is right, but it must be there.
     assert!(matches!(
         outcomes.get("flapping").map(String::as_str),
-        Some("up" | "down")
+        Some("up" | "degraded" | "down")
     ));
     assert_eq!(outcomes.len(), expected.len() + 1, "{outcomes:?}");
+
+    // The quorum verdict: ap fails, eu and us pass.
+    let regional = site("regional");
+    let states: BTreeMap<&str, &str> = regional["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap(), l["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        BTreeMap::from([("ap", "failing"), ("eu", "passing"), ("us", "passing")])
+    );
+    assert!(regional["open_incident"].is_null());
+    // Down everywhere: an incident open, every location in it.
+    let incident = &site("server-error")["open_incident"];
+    assert_eq!(incident["locations"], serde_json::json!(["ap", "eu", "us"]));
+    assert!(
+        stdout.contains("open incidents:")
+            && stdout.contains("1 of 3 locations failing (quorum 2)"),
+        "{stdout}"
+    );
 
     let left = marked_processes(&mark);
     assert!(left.is_empty(), "left running: {left:?}");

@@ -17,6 +17,10 @@ pub struct KafkaConfig {
     /// Topic results are written to.
     #[serde(default = "default_topic")]
     pub topic: String,
+    /// Compacted topic the agent publishes its site definitions to (the site catalog the
+    /// sink judges verdicts by); `off` publishes none (default `sitewatch.sites`).
+    #[serde(default = "default_catalog_topic")]
+    pub catalog_topic: String,
     /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
     #[serde(default)]
     pub security_protocol: SecurityProtocol,
@@ -61,6 +65,14 @@ impl KafkaConfig {
         }
     }
 
+    /// The catalog topic, unless publishing the catalog is `off`.
+    pub fn catalog_topic(&self) -> Option<&str> {
+        match self.catalog_topic.trim() {
+            "off" | "" => None,
+            topic => Some(topic),
+        }
+    }
+
     /// Resolves `spool_dir` (relative to `file`) and `spool_max_bytes`; an error names the field.
     pub fn resolve_spool(
         &self,
@@ -99,6 +111,11 @@ impl KafkaConfig {
 /// Default topic name.
 pub fn default_topic() -> String {
     "sitewatch.checks".to_string()
+}
+
+/// Default catalog topic name.
+pub fn default_catalog_topic() -> String {
+    sitewatch_checks::catalog::DEFAULT_CATALOG_TOPIC.to_string()
 }
 
 /// Topic creation at start.

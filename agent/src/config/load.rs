@@ -58,7 +58,19 @@ fn decode<T: DeserializeOwned>(
                 .filter(|_| inner.starts_with("unknown field"))
                 .map(str::to_string)
                 .or_else(|| path.split('.').find(|p| *p != "?").map(str::to_string));
-            let line = key.as_deref().map_or(span.0, |k| outline.key(span, k));
+            // Each key of the path is looked for below the one before it, so a nested
+            // field (`config.hosts`) is found on its own line, not its parent's.
+            let mut line = span.0;
+            for segment in path.split('.').filter_map(|p| p.split('[').next()) {
+                if !segment.is_empty() && segment != "?" {
+                    line = outline.key((line, span.1), segment);
+                }
+            }
+            if inner.starts_with("unknown field") {
+                line = key
+                    .as_deref()
+                    .map_or(line, |k| outline.key((line, span.1), k));
+            }
             let field = match (path.as_str(), key.as_deref()) {
                 (".", Some(k)) | ("", Some(k)) => format!("{prefix}.{k}"),
                 (".", None) | ("", None) => prefix.to_string(),
@@ -209,14 +221,8 @@ fn plugins_section(
         ) {
             decl.path = resolve::relative_to(file, &decl.path);
             decl.declared_at = Some((file.to_path_buf(), outline.key(span, "path")));
-            if !decl.path.is_file() {
-                report.push(
-                    file,
-                    Some(outline.key(span, "path")),
-                    format!("plugins.{name}.path"),
-                    format!("component file `{}` does not exist", decl.path.display()),
-                );
-            }
+            decl.max_memory_line = Some(outline.key(span, "max_memory"));
+            super::plugin::check_declaration(&name, &decl, file, outline, span, report);
             acc.plugins.insert(name, (decl, file.to_path_buf(), span.0));
         }
     }
@@ -332,6 +338,23 @@ fn finish(g: Gathered, paths: &[PathBuf], mut report: Report) -> Result<AgentCon
         .agent
         .map(|(a, _)| a)
         .unwrap_or_else(AgentSettings::defaults);
+    // A plugin whose calls could never fit in the budget would never run.
+    for (name, (decl, file, line)) in &g.plugins {
+        let max_memory = decl.effective_max_memory();
+        if max_memory > agent.plugin_memory_total {
+            report.push(
+                file,
+                Some(decl.max_memory_line.unwrap_or(*line)),
+                format!("plugins.{name}.max_memory"),
+                format!(
+                    "{} is above agent.plugin_memory_total ({}): no call of this plugin could \
+                     start; lower max_memory or raise the budget",
+                    sitewatch_checks::ops::units::format_bytes(max_memory),
+                    sitewatch_checks::ops::units::format_bytes(agent.plugin_memory_total)
+                ),
+            );
+        }
+    }
     report.finish(AgentConfig {
         agent,
         kafka: g.kafka.map(|(k, _)| k),

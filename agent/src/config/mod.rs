@@ -19,6 +19,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sitewatch_checks::catalog::Quorum;
 use sitewatch_checks::spec::CheckSpec;
 
 pub use kafka::KafkaConfig;
@@ -63,6 +64,9 @@ pub struct AgentSettings {
     pub plugin_cache: Option<PathBuf>,
     /// Reload when a config file changes.
     pub watch_config: bool,
+    /// Bytes of plugin memory all plugin calls running at once may be allowed
+    /// together (the sum of their plugins' `max_memory`).
+    pub plugin_memory_total: u64,
 }
 
 /// One resolved site.
@@ -72,6 +76,26 @@ pub struct Site {
     pub spec: CheckSpec,
     /// Plugins this site uses, with their merged config.
     pub plugins: Vec<PluginUse>,
+    /// How the sink judges the site and how readers list it: published in the site
+    /// catalog, not used by the agent's checks.
+    pub listing: Listing,
+}
+
+/// A site's fields for the sink and readers (the site catalog), beyond what is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Bad checks in a row before a location is failing.
+    pub failure_threshold: u32,
+    /// Good checks in a row before a failing location passes again.
+    pub success_threshold: u32,
+    /// Failing locations that make the site `down`.
+    pub quorum: Quorum,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// Status-page group.
+    pub group: Option<String>,
+    /// Shown on the public status page.
+    pub public: bool,
 }
 
 /// One problem found in the config.

@@ -49,6 +49,9 @@ pub struct RawAgent {
     /// Reload the site lists when a config file changes (checked every 2 s; SIGHUP always
     /// reloads) (default false).
     pub watch_config: Option<bool>,
+    /// Memory all plugin calls running at once may use together: the sum of their
+    /// plugins' `max_memory`; more calls wait (default 1GiB, at least 1MiB).
+    pub plugin_memory_total: Option<ByteSize>,
 }
 
 /// A site entry, or the `defaults:` block (where `name`, `url` and `body` are not allowed).
@@ -88,6 +91,39 @@ pub struct RawSite {
     pub tls_ca: Option<PathBuf>,
     /// Plugins run on the response: names, or `{name, config}` to give this site's config.
     pub plugins: Option<Vec<PluginRef>>,
+    /// Bad checks in a row before a location counts as failing (default 2).
+    pub failure_threshold: Option<u32>,
+    /// Good checks in a row before a failing location passes again (default 1).
+    pub success_threshold: Option<u32>,
+    /// Failing locations that make the site `down`: `majority` (default), `any`, `all`,
+    /// or a number of locations.
+    pub quorum: Option<QuorumText>,
+    /// Labels for grouping and filtering, e.g. `[tier-1, team-shop]`.
+    pub tags: Option<Vec<String>>,
+    /// The group the site is listed under on status pages.
+    pub group: Option<String>,
+    /// Whether the site may appear on the public status page (default false).
+    pub public: Option<bool>,
+}
+
+/// `quorum` as written: a word or a number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum QuorumText {
+    /// `2`
+    Number(i64),
+    /// `majority`, `any`, `all`
+    Text(String),
+}
+
+impl QuorumText {
+    /// The value as text, for [`sitewatch_checks::catalog::Quorum`]'s parser.
+    pub fn as_text(&self) -> String {
+        match self {
+            QuorumText::Number(n) => n.to_string(),
+            QuorumText::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// `Some(None)` for an explicit `null`, so a site can clear a default.
@@ -170,8 +206,8 @@ pub enum PluginRef {
 pub struct PluginRefConfig {
     /// Declared plugin name.
     pub name: String,
-    /// This site's key/value config for the plugin.
-    #[serde(default)]
+    /// This site's key/value config for the plugin (numbers and booleans as text).
+    #[serde(default, deserialize_with = "super::plugin::config_map")]
     pub config: BTreeMap<String, String>,
 }
 

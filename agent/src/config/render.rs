@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sitewatch_checks::ops::units::format_duration as human;
+use sitewatch_checks::ops::units::{format_bytes, format_duration as human};
 
-use super::{AgentConfig, KafkaConfig, PluginDecl, PluginUse};
+use super::{AgentConfig, KafkaConfig, PluginUse};
 
 /// What replaces a secret.
 pub const MASK: &str = "***";
@@ -32,8 +32,18 @@ struct View<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     kafka: Option<KafkaConfig>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    plugins: &'a BTreeMap<String, PluginDecl>,
+    plugins: BTreeMap<&'a str, PluginView<'a>>,
     sites: Vec<SiteView<'a>>,
+}
+
+/// A plugin declaration with its defaults applied.
+#[derive(Serialize)]
+struct PluginView<'a> {
+    path: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    config: &'a BTreeMap<String, String>,
+    timeout: String,
+    max_memory: String,
 }
 
 #[derive(Serialize)]
@@ -45,6 +55,7 @@ struct AgentView<'a> {
     listen: Option<String>,
     plugin_cache: Option<String>,
     watch_config: bool,
+    plugin_memory_total: String,
 }
 
 #[derive(Serialize)]
@@ -68,6 +79,14 @@ struct SiteView<'a> {
     tls_ca: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     plugins: &'a [PluginUse],
+    failure_threshold: u32,
+    success_threshold: u32,
+    quorum: sitewatch_checks::catalog::Quorum,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+    public: bool,
 }
 
 /// The resolved config as YAML, secrets masked.
@@ -116,6 +135,12 @@ pub fn render(config: &AgentConfig) -> String {
                 headers,
                 tls_ca: spec.tls.is_some(),
                 plugins: &s.plugins,
+                failure_threshold: s.listing.failure_threshold,
+                success_threshold: s.listing.success_threshold,
+                quorum: s.listing.quorum,
+                tags: &s.listing.tags,
+                group: s.listing.group.as_deref(),
+                public: s.listing.public,
             }
         })
         .collect();
@@ -132,6 +157,7 @@ pub fn render(config: &AgentConfig) -> String {
                 .as_ref()
                 .map(|d| d.display().to_string()),
             watch_config: config.agent.watch_config,
+            plugin_memory_total: format_bytes(config.agent.plugin_memory_total),
         },
         output: if config.kafka.is_some() {
             "kafka"
@@ -139,7 +165,19 @@ pub fn render(config: &AgentConfig) -> String {
             "stdout"
         },
         kafka,
-        plugins: &config.plugins,
+        plugins: config
+            .plugins
+            .iter()
+            .map(|(name, d)| {
+                let view = PluginView {
+                    path: d.path.display().to_string(),
+                    config: &d.config,
+                    timeout: human(d.effective_timeout()),
+                    max_memory: format_bytes(d.effective_max_memory()),
+                };
+                (name.as_str(), view)
+            })
+            .collect(),
         sites,
     };
     let mut text =

@@ -9,20 +9,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sitewatch_checks::catalog::{Quorum, DEFAULT_FAILURE_THRESHOLD, DEFAULT_SUCCESS_THRESHOLD};
 use sitewatch_checks::ops::units::{format_duration, parse_duration};
 use sitewatch_checks::probe::{TlsClient, TlsClients};
 use sitewatch_checks::spec::{CheckSpec, StatusSet, DEFAULT_MAX_BODY_BYTES};
 use sitewatch_checks::MAX_SITE_NAME;
 
 use super::locate::{Outline, Span};
-use super::raw::{PluginRef, RawSite};
+use super::raw::{PluginRef, QuorumText, RawSite};
 use super::report::Report;
-use super::Site;
+use super::{Listing, Site};
 
 /// Built-in defaults, used when neither the site nor `defaults:` sets a field.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Default whole-check timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest tag or group name, in bytes.
+pub const MAX_LABEL: usize = 100;
 /// Shortest accepted interval.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -82,6 +85,12 @@ pub fn merge(site: RawSite, defaults: &RawSite) -> (RawSite, RawSite) {
         follow_redirects: site.follow_redirects.or(d.follow_redirects),
         tls_ca: site.tls_ca.clone().or(d.tls_ca),
         plugins: site.plugins.clone().or(d.plugins),
+        failure_threshold: site.failure_threshold.or(d.failure_threshold),
+        success_threshold: site.success_threshold.or(d.success_threshold),
+        quorum: site.quorum.clone().or(d.quorum),
+        tags: site.tags.clone().or(d.tags),
+        group: site.group.clone().or(d.group),
+        public: site.public.or(d.public),
     };
     (merged, site)
 }
@@ -121,6 +130,11 @@ impl Fields<'_, '_> {
             "max_body_bytes" => o.max_body_bytes.is_some(),
             "tls_ca" => o.tls_ca.is_some(),
             "plugins" => o.plugins.is_some(),
+            "failure_threshold" => o.failure_threshold.is_some(),
+            "success_threshold" => o.success_threshold.is_some(),
+            "quorum" => o.quorum.is_some(),
+            "tags" => o.tags.is_some(),
+            "group" => o.group.is_some(),
             _ => true,
         }
     }
@@ -294,6 +308,72 @@ impl Fields<'_, '_> {
         DEFAULT_MAX_BODY_BYTES
     }
 
+    /// A threshold: `default` when unset; at least 1.
+    fn threshold(&mut self, field: &str, value: Option<u32>, default: u32) -> u32 {
+        match value {
+            None => default,
+            Some(0) => {
+                self.error(field, "must be at least 1");
+                default
+            }
+            Some(n) => n,
+        }
+    }
+
+    fn quorum(&mut self, value: Option<&QuorumText>) -> Quorum {
+        let Some(text) = value else {
+            return Quorum::default();
+        };
+        text.as_text().parse().unwrap_or_else(|e: String| {
+            self.error("quorum", e);
+            Quorum::default()
+        })
+    }
+
+    /// Tags and group: trimmed, not empty, no control characters.
+    fn label(&mut self, field: &str, text: &str) -> Option<String> {
+        let t = text.trim();
+        if t.is_empty() || t.len() > MAX_LABEL || t.chars().any(char::is_control) {
+            self.error(
+                field,
+                format!("`{text}`: a {field} is 1 to {MAX_LABEL} bytes without control characters"),
+            );
+            return None;
+        }
+        Some(t.to_string())
+    }
+
+    fn listing(&mut self, merged: &RawSite) -> Listing {
+        let failure_threshold = self.threshold(
+            "failure_threshold",
+            merged.failure_threshold,
+            DEFAULT_FAILURE_THRESHOLD,
+        );
+        let success_threshold = self.threshold(
+            "success_threshold",
+            merged.success_threshold,
+            DEFAULT_SUCCESS_THRESHOLD,
+        );
+        let quorum = self.quorum(merged.quorum.as_ref());
+        let mut tags = Vec::new();
+        for tag in merged.tags.iter().flatten() {
+            if let Some(t) = self.label("tags", tag) {
+                if !tags.contains(&t) {
+                    tags.push(t);
+                }
+            }
+        }
+        let group = merged.group.as_deref().and_then(|g| self.label("group", g));
+        Listing {
+            failure_threshold,
+            success_threshold,
+            quorum,
+            tags,
+            group,
+            public: merged.public.unwrap_or(false),
+        }
+    }
+
     /// The TLS configuration trusting `tls_ca` besides the system roots, shared with every
     /// site trusting the same CA; `None` without one (the system roots alone).
     fn tls(&mut self, tls_ca: Option<&Path>, shared: &mut Shared) -> Option<TlsClient> {
@@ -348,6 +428,7 @@ pub fn resolve(
     );
     let max_body_bytes = f.max_body_bytes(merged.max_body_bytes.as_ref());
     let tls = f.tls(merged.tls_ca.as_deref(), shared);
+    let listing = f.listing(&merged);
     let plugins_line = src.line_of("plugins", f.own("plugins"));
     let plugin_refs = merged
         .plugins
@@ -380,6 +461,7 @@ pub fn resolve(
         site: Site {
             spec,
             plugins: Vec::new(),
+            listing,
         },
         plugin_refs,
         name_line: src.outline.key(src.span, "name"),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sitewatch_checks::ops::units::parse_duration;
+use sitewatch_checks::ops::units::{format_bytes, parse_duration};
 
 use super::locate::{Outline, Span};
 use super::raw::RawAgent;
@@ -15,6 +15,9 @@ use super::AgentSettings;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 256;
 /// Default for `agent.shutdown_grace`.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default for `agent.plugin_memory_total`: 16 calls at the default `max_memory`
+/// (256 at once could otherwise be allowed 16 GiB).
+pub const DEFAULT_PLUGIN_MEMORY_TOTAL: u64 = 1 << 30;
 
 impl AgentSettings {
     /// The settings of a config without an `agent:` block.
@@ -27,6 +30,7 @@ impl AgentSettings {
             listen: None,
             plugin_cache: default_plugin_cache(),
             watch_config: false,
+            plugin_memory_total: DEFAULT_PLUGIN_MEMORY_TOTAL,
         }
     }
 }
@@ -77,6 +81,27 @@ pub(super) fn agent_settings(
             "must be at least 1",
         );
     }
+    let smallest = *sitewatch_checks::plugin_limits::MAX_MEMORY_RANGE.start() as u64;
+    let plugin_memory_total = match a.plugin_memory_total.as_ref().map(|b| b.bytes()) {
+        None => DEFAULT_PLUGIN_MEMORY_TOTAL,
+        Some(Ok(total)) if total >= smallest => total,
+        Some(result) => {
+            let problem = match result {
+                Ok(_) => format!(
+                    "must be at least {} (the smallest max_memory a plugin can have)",
+                    format_bytes(smallest)
+                ),
+                Err(e) => e,
+            };
+            report.push(
+                file,
+                Some(outline.key(span, "plugin_memory_total")),
+                "agent.plugin_memory_total",
+                problem,
+            );
+            DEFAULT_PLUGIN_MEMORY_TOTAL
+        }
+    };
     let plugin_cache = match a.plugin_cache.as_deref().map(str::trim) {
         None => default_plugin_cache(),
         Some("off") | Some("") => None,
@@ -93,6 +118,7 @@ pub(super) fn agent_settings(
         listen,
         plugin_cache,
         watch_config: a.watch_config.unwrap_or(false),
+        plugin_memory_total,
     })
 }
 

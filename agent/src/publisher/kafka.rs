@@ -86,6 +86,7 @@ impl KafkaPublisher {
                     &config.topic,
                     create.partitions,
                     create.replication_factor,
+                    &[],
                 )
                 .await;
             }
@@ -273,7 +274,15 @@ pub(super) fn encode(result: &CheckResult) -> Result<Vec<u8>, PublisherError> {
     serde_json::to_vec(result).map_err(|e| PublisherError::Encode(format!("{}: {e}", result.site)))
 }
 
-async fn create_topic(client: &ClientConfig, topic: &str, partitions: i32, replication: i32) {
+/// Creates `topic` with the given topic `settings` (e.g. `cleanup.policy`), unless it
+/// exists; problems are logged, never fatal (the topic may be made by other means).
+pub async fn create_topic(
+    client: &ClientConfig,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    settings: &[(&str, &str)],
+) {
     let admin: AdminClient<KafkaContext> = match client.create_with_context(KafkaContext::new()) {
         Ok(a) => a,
         Err(e) => {
@@ -281,7 +290,10 @@ async fn create_topic(client: &ClientConfig, topic: &str, partitions: i32, repli
             return;
         }
     };
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    for (key, value) in settings {
+        new = new.set(key, value);
+    }
     // Bound the request too: an unreachable broker must not hold up start-up for a minute.
     let opts = AdminOptions::new()
         .operation_timeout(Some(STARTUP_PROBE))

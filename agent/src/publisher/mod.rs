@@ -5,7 +5,7 @@ mod shipper;
 mod spooled;
 mod stdout;
 
-pub use kafka::{client_config, KafkaPublisher, KafkaStats};
+pub use kafka::{client_config, create_topic, KafkaPublisher, KafkaStats};
 pub use spooled::SpooledPublisher;
 pub use stdout::StdoutPublisher;
 

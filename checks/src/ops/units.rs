@@ -41,6 +41,16 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// A byte size the way [`parse_bytes`] reads it back: `64 MiB`, `1 GiB`, `1500 B`.
+pub fn format_bytes(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} B")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +81,9 @@ mod tests {
         assert!(parse_bytes("1XB").is_err());
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("99999999999999999999GiB").is_err());
+        for b in [0, 1500, 512 << 10, 64 << 20, 1 << 30, (1 << 30) + 1] {
+            assert_eq!(parse_bytes(&format_bytes(b)), Ok(b), "{}", format_bytes(b));
+        }
+        assert_eq!(format_bytes(64 << 20), "64 MiB");
     }
 }

@@ -9,15 +9,14 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use super::bindings::sitewatch::check::types;
 use super::bindings::CheckerPre;
 use super::error::CallError;
-use super::host::EpochTicker;
+use super::host::Shared;
 use super::state::{truncate, CallState};
+use crate::plugin_limits::PluginLimits;
 use crate::schema::{Label, Metric, PluginOutcome, PluginResult};
 use crate::spec::{ResponsePlugin, ResponseView};
 
-/// Default deadline per call.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
-/// Default cap on a call's linear memory (64 MiB).
-pub const DEFAULT_MAX_MEMORY: usize = 64 * 1024 * 1024;
+/// Unit of the agent-wide memory budget: a WebAssembly page.
+pub(crate) const BUDGET_UNIT: usize = 64 * 1024;
 
 /// Bytes of a verdict or error message kept.
 const MAX_MESSAGE: usize = 1024;
@@ -29,32 +28,13 @@ const MAX_NAME: usize = 256;
 /// host call (the epoch check normally ends it at the deadline itself).
 const DEADLINE_SLACK: Duration = Duration::from_millis(20);
 
-/// The resources one call may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PluginLimits {
-    /// Wall-clock deadline for instantiation plus the call.
-    pub timeout: Duration,
-    /// Linear memory cap in bytes.
-    pub max_memory: usize,
-}
-
-impl Default for PluginLimits {
-    fn default() -> Self {
-        PluginLimits {
-            timeout: DEFAULT_TIMEOUT,
-            max_memory: DEFAULT_MAX_MEMORY,
-        }
-    }
-}
-
 /// A compiled, linked plugin ready to be called any number of times, concurrently.
 pub struct WasmPlugin {
     name: Arc<str>,
     engine: Engine,
     pre: CheckerPre<CallState>,
     limits: PluginLimits,
-    _ticker: Arc<EpochTicker>,
-    slots: Arc<tokio::sync::Semaphore>,
+    shared: Arc<Shared>,
 }
 
 impl WasmPlugin {
@@ -63,16 +43,14 @@ impl WasmPlugin {
         engine: Engine,
         pre: CheckerPre<CallState>,
         limits: PluginLimits,
-        ticker: Arc<EpochTicker>,
-        slots: Arc<tokio::sync::Semaphore>,
+        shared: Arc<Shared>,
     ) -> Self {
         WasmPlugin {
             name: name.into(),
             engine,
             pre,
             limits,
-            _ticker: ticker,
-            slots,
+            shared,
         }
     }
 
@@ -110,9 +88,22 @@ impl WasmPlugin {
         response: &ResponseView<'_>,
         config: &[(String, String)],
     ) -> Result<types::Verdict, CallError> {
-        // One pooled instance slot per call; the semaphore is never closed.
-        let Ok(_slot) = self.slots.acquire().await else {
+        // One pooled instance slot per call, then the call's share of the agent-wide
+        // memory budget (always slot first, so waiting calls cannot deadlock). The
+        // semaphores are never closed.
+        let Ok(_slot) = self.shared.slots.acquire().await else {
             return Err(CallError::NoRuntime);
+        };
+        let _memory = match &self.shared.memory {
+            Some(budget) => {
+                let pages = self.limits.max_memory.div_ceil(BUDGET_UNIT);
+                let pages = u32::try_from(pages).unwrap_or(u32::MAX);
+                match budget.acquire_many(pages).await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return Err(CallError::NoRuntime),
+                }
+            }
+            None => None,
         };
         let mut store = Store::new(
             &self.engine,
@@ -160,16 +151,23 @@ impl WasmPlugin {
 
 impl ResponsePlugin for WasmPlugin {
     /// Runs on a blocking thread (see `probe::evaluate`): drives the async call to
-    /// completion there so a busy guest never holds a runtime worker.
+    /// completion there so a busy guest never holds a runtime worker. It is driven
+    /// on the host's own runtime, whose timer outlives the caller's: a call still
+    /// running when the agent's runtime shuts down (abandoned past the shutdown
+    /// grace) runs on to its deadline instead of panicking.
     fn check(
         &self,
         name: &str,
         response: &ResponseView<'_>,
         config: &[(String, String)],
     ) -> PluginResult {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle.block_on(self.run(name, response, config)),
-            Err(_) => PluginResult {
+        match self
+            .shared
+            .runtime
+            .block_on(self.run(name, response, config))
+        {
+            Some(result) => result,
+            None => PluginResult {
                 name: name.to_string(),
                 outcome: PluginOutcome::Error,
                 message: CallError::NoRuntime.to_string(),

@@ -26,6 +26,52 @@ pub enum LoadError {
         /// What does not fit.
         message: String,
     },
+    /// A core module where a component is needed.
+    #[error(
+        "`{}` is a core WebAssembly module, not a component: build it as a component \
+         (Rust: cargo build --target wasm32-wasip2; Python: componentize-py; JavaScript: \
+         componentize-js)",
+        path.display()
+    )]
+    CoreModule {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The component's memories at start already exceed the plugin's `max_memory`:
+    /// every call would fail.
+    #[error(
+        "`{}` needs {} of memory before it runs (all its linear memories at their \
+         initial size); max_memory is {}: raise max_memory to at least that",
+        path.display(), mib(*.needed), mib(*.limit)
+    )]
+    MemoryTooSmall {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the component's memories take at instantiation.
+        needed: u64,
+        /// The configured cap.
+        limit: u64,
+    },
+    /// The component needs more from the instance pool than the host was sized for.
+    #[error(
+        "`{}` needs {needs:?} per call, more than this host was sized for ({sized:?}); \
+         size the host from the components it loads",
+        path.display()
+    )]
+    Pool {
+        /// The file.
+        path: PathBuf,
+        /// What one call of it takes.
+        needs: super::CallNeeds,
+        /// What the host's pool holds per call.
+        sized: super::CallNeeds,
+    },
+    /// A directory where a component file is needed.
+    #[error("`{}` is a directory; `path` must name a component file (.wasm)", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The component file cannot be read.
     #[error("cannot read plugin `{}`: {source}", path.display())]
     Read {
@@ -52,6 +98,18 @@ pub enum LoadError {
     },
 }
 
+/// `bytes` as MiB (or KiB below 1 MiB) for messages.
+pub(crate) fn mib(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
+    }
+}
+
 /// Why one call gave no verdict.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
@@ -59,11 +117,11 @@ pub enum CallError {
     #[error("did not finish within its {}ms deadline", .0.as_millis())]
     Deadline(Duration),
     /// The guest tried to grow its memory past the cap.
-    #[error("exceeded its memory limit of {limit} bytes (asked for {wanted})")]
+    #[error("exceeded its memory limit of {limit} bytes (its memories would have held {wanted} bytes together)")]
     Memory {
         /// The cap.
         limit: usize,
-        /// The size the guest asked for.
+        /// What all its memories would have held together.
         wanted: usize,
     },
     /// The guest trapped (panic, unreachable, bad memory access, ...).

@@ -5,8 +5,15 @@ mod bindings;
 mod call;
 mod error;
 mod host;
+mod imports;
+mod inspect;
 mod state;
 
-pub use call::{PluginLimits, WasmPlugin, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT};
+pub use crate::plugin_limits::{
+    PluginLimits, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY_RANGE, TIMEOUT_RANGE,
+};
+pub use call::WasmPlugin;
 pub use error::{CallError, LoadError};
-pub use host::{HostOptions, PluginHost};
+pub use host::{HostOptions, PluginFile, PluginHost, DEFAULT_PER_CALL};
+pub use imports::host_wit_version;
+pub use inspect::{inspect, CallNeeds, InspectError, Inspection};

@@ -38,6 +38,7 @@ impl CallState {
             table: ResourceTable::new(),
             limiter: MemoryCap {
                 limit: max_memory,
+                used: 0,
                 exceeded: None,
             },
             plugin,
@@ -79,8 +80,12 @@ impl log::Host for CallState {
 
 /// Refuses linear-memory growth past `limit` and remembers the attempt, so the
 /// resulting trap can be reported as "out of memory" rather than a bare trap.
+/// The cap is on all of a call's memories together: a component built from
+/// Python or JavaScript has several.
 pub(crate) struct MemoryCap {
     limit: usize,
+    /// Bytes of all memories created so far in this call.
+    used: usize,
     /// The size asked for when the cap was hit.
     pub(crate) exceeded: Option<usize>,
 }
@@ -93,19 +98,22 @@ impl MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
+    /// Called when a memory is created (`current` 0) and when it grows.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.exceeded = Some(desired);
+        let total = self.used.saturating_sub(current).saturating_add(desired);
+        if total > self.limit {
+            self.exceeded = Some(total);
             return Err(wasmtime::format_err!(
                 "memory limit of {} bytes exceeded",
                 self.limit
             ));
         }
+        self.used = total;
         Ok(true)
     }
 

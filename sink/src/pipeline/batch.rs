@@ -1,6 +1,8 @@
 //! What one transaction stores: the decoded results of a run of Kafka messages and the
 //! messages that did not decode.
 
+use chrono::{DateTime, Utc};
+use sitewatch_checks::catalog::SiteDefinition;
 use sitewatch_checks::{CheckResult, ErrorKind};
 
 /// A decoded message with where it came from.
@@ -53,6 +55,17 @@ pub struct Rejected {
     pub payload: Vec<u8>,
 }
 
+/// A message of the site catalog topic: a site's definition, or its removal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogEntry {
+    /// The site (the message key).
+    pub site: String,
+    /// The definition; `None` for a tombstone (the site was removed).
+    pub definition: Option<SiteDefinition>,
+    /// The message's Kafka timestamp: when a tombstone was sent.
+    pub timestamp: DateTime<Utc>,
+}
+
 /// What one transaction stores.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
@@ -60,12 +73,14 @@ pub struct Batch {
     pub rows: Vec<Row>,
     /// Undecodable messages.
     pub rejected: Vec<Rejected>,
+    /// Site catalog entries, in the order consumed.
+    pub catalog: Vec<CatalogEntry>,
 }
 
 impl Batch {
     /// Messages in the batch.
     pub fn len(&self) -> usize {
-        self.rows.len() + self.rejected.len()
+        self.rows.len() + self.rejected.len() + self.catalog.len()
     }
 
     /// Whether it holds nothing.

@@ -1,23 +1,22 @@
 //! Step: each site's latest facts in `sites` (URL, last seen, regex pattern, certificate
-//! expiry, last error, current outcome) and a `site_events` row for every change of a
-//! site's outcome, in `started_at` order: three statements per batch whatever the number
-//! of sites (read, insert events, update). The sites are locked by the store step.
+//! expiry, last error, the latest check's outcome and when it last changed), in
+//! `started_at` order: two statements per batch whatever the number of sites (read,
+//! update). The sites are locked by the store step. Events are the verdict step's: a
+//! check's outcome changing is not news, a site's verdict changing is.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sitewatch_checks::CheckResult;
 use tokio_postgres::Transaction;
-use uuid::Uuid;
 
 use super::step::{Step, StepFuture, Stored, StoredResult};
 
-/// Keeps `sites` current and records outcome changes in `site_events`.
-pub(super) struct SitesAndEvents;
+/// Keeps `sites` current.
+pub(super) struct SiteFacts;
 
-impl Step for SitesAndEvents {
+impl Step for SiteFacts {
     fn name(&self) -> &'static str {
-        "events"
+        "sites"
     }
 
     fn apply<'a>(&'a self, tx: &'a Transaction<'a>, stored: &'a Stored<'a>) -> StepFuture<'a> {
@@ -31,7 +30,7 @@ struct Known {
     last_change: Option<DateTime<Utc>>,
 }
 
-/// Records events for every outcome change and updates `sites`; returns the events recorded.
+/// Updates `sites` with the batch's facts; returns the sites updated.
 async fn record(tx: &Transaction<'_>, stored: &Stored<'_>) -> Result<u64, tokio_postgres::Error> {
     if stored.is_empty() {
         return Ok(0);
@@ -55,7 +54,6 @@ async fn record(tx: &Transaction<'_>, stored: &Stored<'_>) -> Result<u64, tokio_
         })
         .collect();
 
-    let mut events = Events::default();
     let mut sites = Sites::default();
     for run in stored.by_site() {
         // A site's results from every location, in time order.
@@ -68,7 +66,6 @@ async fn record(tx: &Transaction<'_>, stored: &Stored<'_>) -> Result<u64, tokio_
         for s in &rows {
             let outcome = s.result.outcome.as_str();
             if current != Some(outcome) {
-                events.push(current, s.result);
                 current = Some(outcome);
                 last_change = Some(s.result.started_at);
             }
@@ -98,26 +95,10 @@ async fn record(tx: &Transaction<'_>, stored: &Stored<'_>) -> Result<u64, tokio_
         );
     }
 
-    let recorded = events.site.len() as u64;
-    if recorded > 0 {
-        tx.execute(
-            "INSERT INTO site_events (site, previous_outcome, new_outcome, at, check_id, reason)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-                                  $5::uuid[], $6::text[])",
-            &[
-                &events.site,
-                &events.previous,
-                &events.new,
-                &events.at,
-                &events.check_id,
-                &events.reason,
-            ],
-        )
-        .await?;
-    }
     // Facts of a batch older than what is stored (a late result) do not replace newer ones.
-    tx.execute(
-        "UPDATE sites s SET
+    let updated = tx
+        .execute(
+            "UPDATE sites s SET
              url = CASE WHEN u.last_seen >= s.last_seen THEN u.url ELSE s.url END,
              regex_pattern = CASE WHEN u.last_seen >= s.last_seen THEN u.regex_pattern
                                   ELSE s.regex_pattern END,
@@ -138,45 +119,22 @@ async fn record(tx: &Transaction<'_>, stored: &Stored<'_>) -> Result<u64, tokio_
               AS u(id, url, first_seen, last_seen, regex_pattern, tls_not_after, outcome,
                    last_change, error_at, error_kind, error_message)
          WHERE s.id = u.id",
-        &[
-            &sites.id,
-            &sites.url,
-            &sites.first_seen,
-            &sites.last_seen,
-            &sites.regex_pattern,
-            &sites.tls_not_after,
-            &sites.outcome,
-            &sites.last_change,
-            &sites.error_at,
-            &sites.error_kind,
-            &sites.error_message,
-        ],
-    )
-    .await?;
-    Ok(recorded)
-}
-
-/// `site_events` rows, column by column.
-#[derive(Default)]
-struct Events<'a> {
-    site: Vec<&'a str>,
-    previous: Vec<Option<&'a str>>,
-    new: Vec<&'a str>,
-    at: Vec<DateTime<Utc>>,
-    check_id: Vec<Uuid>,
-    reason: Vec<Option<&'a str>>,
-}
-
-impl<'a> Events<'a> {
-    fn push(&mut self, previous: Option<&'a str>, row: &'a CheckResult) {
-        self.site.push(row.site.as_str());
-        self.previous.push(previous);
-        self.new.push(row.outcome.as_str());
-        self.at.push(row.started_at);
-        self.check_id.push(row.check_id);
-        self.reason
-            .push(row.error.as_ref().map(|e| e.message.as_str()));
-    }
+            &[
+                &sites.id,
+                &sites.url,
+                &sites.first_seen,
+                &sites.last_seen,
+                &sites.regex_pattern,
+                &sites.tls_not_after,
+                &sites.outcome,
+                &sites.last_change,
+                &sites.error_at,
+                &sites.error_kind,
+                &sites.error_message,
+            ],
+        )
+        .await?;
+    Ok(updated)
 }
 
 /// `sites` updates, column by column.

@@ -23,6 +23,8 @@ pub struct StoredResult<'a> {
     pub result: &'a CheckResult,
     /// Its error kind's name as stored (a newer agent's kind under its own name).
     pub error_kind: Option<&'a str>,
+    /// The Kafka partition it came from.
+    pub partition: i32,
 }
 
 impl StoredResult<'_> {

@@ -7,11 +7,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use super::batch::Batch;
+use super::catalog;
 use super::rejected;
 use super::rollups::Rollups;
-use super::sites::SitesAndEvents;
+use super::sites::SiteFacts;
 use super::step::{Step, StepError, Stored};
 use super::store::{self, InsertMethod};
+use super::verdicts::Verdicts;
 use crate::partitions;
 
 /// Why a batch was not stored (nothing of it was).
@@ -55,6 +57,10 @@ pub struct WriteStats {
     pub rejected: u64,
     /// The batch held results already stored, so it was written a second time, skipping them.
     pub rewritten: bool,
+    /// Site catalog rows written (new, changed or removed definitions).
+    pub catalog_written: u64,
+    /// Catalog definitions that disagreed with another agent's definition in force.
+    pub catalog_conflicts: u64,
     /// Rows each step after the store wrote, by step name, in pipeline order.
     pub steps: Vec<(&'static str, u64)>,
 }
@@ -71,15 +77,15 @@ impl WriteStats {
 
 /// The batch transaction: store, then each step in order, then rejected messages, commit.
 pub struct Pipeline {
-    /// The steps after the store, in the order they run. Later stages (per-location state,
-    /// verdicts, incidents, notifications) are added here, after the ones they read from.
+    /// The steps after the store, in the order they run. Later stages (notifications) are
+    /// added here, after the ones they read from.
     steps: Vec<Box<dyn Step>>,
 }
 
 impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
-            steps: vec![Box::new(Rollups), Box::new(SitesAndEvents)],
+            steps: vec![Box::new(Rollups), Box::new(SiteFacts), Box::new(Verdicts)],
         }
     }
 }
@@ -131,8 +137,18 @@ impl Pipeline {
                 error,
             })?;
         let stored = Stored::new(stored);
+        // Definitions first: the verdict step judges by them.
+        let catalog =
+            catalog::apply(&tx, &batch.catalog)
+                .await
+                .map_err(|error| WriteError::Step {
+                    step: "catalog",
+                    error,
+                })?;
         let mut stats = WriteStats {
             inserted: stored.len() as u64,
+            catalog_written: catalog.written,
+            catalog_conflicts: catalog.conflicts,
             ..WriteStats::default()
         };
         for step in &self.steps {

@@ -17,6 +17,8 @@ pub struct Report {
     pub source: Source,
     /// One entry per known site, by name.
     pub sites: Vec<SiteReport>,
+    /// Mean time to recovery over every site's incidents resolved in the window, seconds.
+    pub mttr_seconds: Option<f64>,
 }
 
 /// One site over the window.
@@ -26,7 +28,21 @@ pub struct SiteReport {
     pub name: String,
     /// URL last checked.
     pub url: String,
-    /// Outcome of the latest check (`unknown` before any).
+    /// The site's verdict from its locations: `up`, `degraded`, `down` or `unknown`.
+    pub verdict: String,
+    /// When it took that verdict (`None` before its first).
+    pub verdict_since: Option<DateTime<Utc>>,
+    /// Why, in words.
+    pub verdict_reason: Option<String>,
+    /// Each location's state.
+    pub locations: Vec<LocationReport>,
+    /// The open incident, if the site is (or was last seen) down.
+    pub open_incident: Option<IncidentReport>,
+    /// Incidents that started in the window.
+    pub incidents: i64,
+    /// Mean time to recovery of its incidents resolved in the window, seconds.
+    pub mttr_seconds: Option<f64>,
+    /// Outcome of the latest check, from whichever location (`unknown` before any).
     pub outcome: String,
     /// When the site entered that outcome.
     pub since: DateTime<Utc>,
@@ -60,15 +76,52 @@ pub struct SiteReport {
     pub events: Vec<Event>,
 }
 
-/// One outcome change.
+/// One location's state for a site.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationReport {
+    /// The location (an agent's `location`, else its name).
+    pub name: String,
+    /// `pending`, `passing`, `degraded` or `failing`.
+    pub state: String,
+    /// Since when.
+    pub since: Option<DateTime<Utc>>,
+    /// Out of the vote: silent since then.
+    pub silent_since: Option<DateTime<Utc>>,
+    /// Its latest counted check.
+    pub last_check: DateTime<Utc>,
+    /// First error of the run behind a degraded or failing state.
+    pub problem: Option<String>,
+}
+
+/// An incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentReport {
+    /// `incidents.id`.
+    pub id: i64,
+    /// The first failing check that led to down.
+    pub started_at: DateTime<Utc>,
+    /// When the verdict became down.
+    pub opened_at: DateTime<Utc>,
+    /// Locations failing while it was open.
+    pub locations: Vec<String>,
+    /// Its first error.
+    pub first_error: Option<String>,
+}
+
+/// One event: a verdict change or a location gone silent (or, from before verdicts, a
+/// change of the latest check's outcome).
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// `verdict`, `location_silent` or (before version 4) `outcome`.
+    pub kind: String,
     /// When.
     pub at: DateTime<Utc>,
-    /// Outcome before (`None` for a site's first result).
+    /// Verdict before (a location's state, for `location_silent`; `None` for a first).
     pub previous: Option<String>,
-    /// Outcome after.
+    /// Verdict after (`silent`).
     pub new: String,
-    /// Why, when the new outcome is not `up`.
+    /// The silent location.
+    pub location: Option<String>,
+    /// Why.
     pub reason: Option<String>,
 }

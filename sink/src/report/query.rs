@@ -1,5 +1,5 @@
-//! Reading the report: which source serves the window, then the sites, their figures and
-//! their recent events, in three queries.
+//! Reading the report: which source serves the window, then the sites, their figures,
+//! verdicts and recent events.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
 use super::model::{Event, Report, SiteReport};
+use super::verdicts;
 use crate::figures;
 use crate::migrations;
 
@@ -30,6 +31,7 @@ pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, Repor
     let (source, since) = figures::choose(client, since, now).await?;
     let mut figures = figures::by_site(client, source, since, None).await?;
     let mut events = recent_events(client, since).await?;
+    let (mut verdicts, mttr_seconds) = verdicts::load(client, since).await?;
     let rows = client
         .query(
             "SELECT id, name, url, coalesce(current_outcome, 'unknown'),
@@ -43,6 +45,7 @@ pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, Repor
         .iter()
         .map(|r| {
             let f = figures.remove(&r.get::<_, i32>(0)).unwrap_or_default();
+            let v = verdicts.remove(&r.get::<_, i32>(0)).unwrap_or_default();
             let name: String = r.get(1);
             let error_at: Option<DateTime<Utc>> = r.get(8);
             let in_window = error_at.is_some_and(|at| at >= since);
@@ -50,6 +53,13 @@ pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, Repor
                 events: events.remove(&name).unwrap_or_default(),
                 name,
                 url: r.get(2),
+                verdict: v.verdict.unwrap_or_else(|| "unknown".into()),
+                verdict_since: v.since,
+                verdict_reason: v.reason,
+                locations: v.locations,
+                open_incident: v.open_incident,
+                incidents: v.incidents,
+                mttr_seconds: v.mttr_seconds,
                 outcome: r.get(3),
                 since: r.get(4),
                 last_seen: r.get(5),
@@ -73,10 +83,11 @@ pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, Repor
         generated_at: now,
         source,
         sites,
+        mttr_seconds,
     })
 }
 
-/// Each site's latest outcome changes since `since`, oldest first.
+/// Each site's latest events since `since`, oldest first.
 async fn recent_events(
     client: &Client,
     since: DateTime<Utc>,
@@ -84,7 +95,7 @@ async fn recent_events(
     let mut events: BTreeMap<String, Vec<Event>> = BTreeMap::new();
     for r in client
         .query(
-            "SELECT s.name, e.at, e.previous_outcome, e.new_outcome, e.reason
+            "SELECT s.name, e.at, e.previous_outcome, e.new_outcome, e.reason, e.kind, e.location
              FROM sites s
              CROSS JOIN LATERAL (
                  SELECT * FROM site_events e
@@ -97,6 +108,8 @@ async fn recent_events(
         .await?
     {
         events.entry(r.get(0)).or_default().push(Event {
+            kind: r.get(5),
+            location: r.get(6),
             at: r.get(1),
             previous: r.get(2),
             new: r.get(3),

@@ -1,10 +1,10 @@
-//! The report as an aligned terminal table plus each site's recent events.
+//! The report as an aligned terminal table, then open incidents and each site's recent events.
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::model::Report;
+use super::model::{Report, SiteReport};
 
 /// Longest error message shown in the table (the JSON form has it whole).
 const ERROR_WIDTH: usize = 60;
@@ -25,24 +25,28 @@ pub fn text(report: &Report) -> String {
     }
     let header = [
         "SITE",
-        "OUTCOME",
+        "VERDICT",
         "SINCE",
+        "LOCATIONS",
         "UPTIME",
         "CHECKS",
+        "MTTR",
         "P50 ms",
         "P95 ms",
         "LAST ERROR",
     ];
-    let rows: Vec<[String; 8]> = report
+    let rows: Vec<[String; 10]> = report
         .sites
         .iter()
         .map(|s| {
             [
                 s.name.clone(),
-                s.outcome.clone(),
-                time(s.since),
+                s.verdict.clone(),
+                s.verdict_since.map_or("-".into(), time),
+                locations(s),
                 s.uptime_pct.map_or("-".into(), |u| format!("{u:.1}%")),
                 s.checks.to_string(),
+                s.mttr_seconds.map_or("-".into(), seconds),
                 number(s.p50_ms),
                 number(s.p95_ms),
                 s.last_error.as_deref().map_or("-".into(), |e| {
@@ -73,13 +77,45 @@ pub fn text(report: &Report) -> String {
     for row in &rows {
         out.push_str(&line(&row.each_ref().map(String::as_str)));
     }
+    if let Some(mttr) = report.mttr_seconds {
+        let _ = writeln!(
+            out,
+            "\nMTTR over incidents resolved in the window: {}",
+            seconds(mttr)
+        );
+    }
+    if report.sites.iter().any(|s| s.open_incident.is_some()) {
+        out.push_str("\nopen incidents:\n");
+        for s in &report.sites {
+            let Some(i) = &s.open_incident else { continue };
+            let _ = write!(
+                out,
+                "  #{}  {:<w$}  down since {} (first failing check {}), locations {}",
+                i.id,
+                s.name,
+                time(i.opened_at),
+                time(i.started_at),
+                i.locations.join(", "),
+                w = widths[0]
+            );
+            if let Some(error) = &i.first_error {
+                let _ = write!(out, "  ({})", cut(error, ERROR_WIDTH));
+            }
+            out.push('\n');
+        }
+    }
     if report.sites.iter().any(|s| !s.events.is_empty()) {
         out.push_str("\nrecent changes:\n");
         for s in &report.sites {
             for e in &s.events {
+                let what = match (e.kind.as_str(), &e.location) {
+                    ("location_silent", Some(l)) => format!("location {l} silent"),
+                    ("outcome", _) => "check outcome".to_string(),
+                    _ => "verdict".to_string(),
+                };
                 let _ = write!(
                     out,
-                    "  {}  {:<w$}  {} -> {}",
+                    "  {}  {:<w$}  {what}: {} -> {}",
                     time(e.at),
                     s.name,
                     e.previous.as_deref().unwrap_or("(new)"),
@@ -94,6 +130,35 @@ pub fn text(report: &Report) -> String {
         }
     }
     out
+}
+
+/// Each location's state in a few characters: `eu:passing us:failing ap:silent`.
+fn locations(s: &SiteReport) -> String {
+    if s.locations.is_empty() {
+        return "-".into();
+    }
+    s.locations
+        .iter()
+        .map(|l| {
+            let state = if l.silent_since.is_some() {
+                "silent"
+            } else {
+                l.state.as_str()
+            };
+            format!("{}:{state}", l.name)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A duration in seconds as `1h 2m`, `3m 4s` or `5s`.
+fn seconds(total: f64) -> String {
+    let s = total.round().max(0.0) as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
 }
 
 fn time(t: DateTime<Utc>) -> String {

@@ -76,6 +76,8 @@ pub struct SiteState {
     pub verdict: Verdict,
     /// Since when it has had that verdict.
     pub verdict_since: Option<DateTime<Utc>>,
+    /// Why, in words (how many locations fail against the quorum).
+    pub verdict_reason: Option<String>,
     /// Latest check from any location.
     pub last_check_at: DateTime<Utc>,
     /// Each location's state, by name.

@@ -1,127 +1,109 @@
 //! The one place the web role reads verdicts, location states, incidents and the site
-//! catalog. Until the verdict tables (issue 16) exist these come from what is stored today:
-//! a site's verdict is its latest outcome (`sites.current_outcome`, any location), a
-//! location's state is its latest result, an incident is a period between a site's
-//! `site_events` change to `down` and the next change, and there is no catalog (no tags,
-//! groups or public sites). Every other module goes through the functions here.
+//! catalog: `site_verdicts`, `location_states`, `incidents` and `site_catalog`, kept by the
+//! sink's verdict step (schema version 4). Sites a tombstone removed from the catalog leave
+//! the lists (their page and history stay).
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
 use super::model::{Incident, LocationState, SiteState, Verdict};
 
-/// A site without a result for this long is `unknown`, and so is a location.
-pub const STALE_AFTER: TimeDelta = TimeDelta::minutes(15);
+const SITE_QUERY: &str = "SELECT s.id, s.name, coalesce(c.url, s.url), v.verdict, v.since,
+        s.last_seen, coalesce(c.tags, '{}'), c.site_group, coalesce(c.public, false), v.reason
+ FROM sites s
+ LEFT JOIN site_verdicts v ON v.site_id = s.id
+ LEFT JOIN site_catalog c ON c.site = s.name";
 
-const SITE_COLUMNS: &str = "s.id, s.name, s.url, s.current_outcome, s.last_change_at, s.last_seen";
-
-/// Every known site, by name.
+/// Every site in the catalog (or, without a catalog entry, with results), by name.
 pub async fn sites(client: &Client) -> Result<Vec<SiteState>, tokio_postgres::Error> {
-    let now = Utc::now();
     let rows = client
         .query(
-            &format!("SELECT {SITE_COLUMNS} FROM sites s ORDER BY s.name"),
+            &format!("{SITE_QUERY} WHERE c.removed_at IS NULL ORDER BY s.name"),
             &[],
         )
         .await?;
-    let mut locations = location_states(client, None, now).await?;
+    let mut locations = location_states(client, None).await?;
     Ok(rows
         .iter()
-        .map(|r| site_from_row(r, locations.remove(&r.get::<_, i32>(0)), now))
+        .map(|r| site_from_row(r, locations.remove(&r.get::<_, i32>(0))))
         .collect())
 }
 
-/// One site by name.
+/// One site by name (also one removed from the catalog).
 pub async fn site(client: &Client, name: &str) -> Result<Option<SiteState>, tokio_postgres::Error> {
-    let now = Utc::now();
     let Some(r) = client
-        .query_opt(
-            &format!("SELECT {SITE_COLUMNS} FROM sites s WHERE s.name = $1"),
-            &[&name],
-        )
+        .query_opt(&format!("{SITE_QUERY} WHERE s.name = $1"), &[&name])
         .await?
     else {
         return Ok(None);
     };
     let id: i32 = r.get(0);
-    let mut locations = location_states(client, Some(id), now).await?;
-    Ok(Some(site_from_row(&r, locations.remove(&id), now)))
+    let mut locations = location_states(client, Some(id)).await?;
+    Ok(Some(site_from_row(&r, locations.remove(&id))))
 }
 
-fn site_from_row(
-    r: &tokio_postgres::Row,
-    locations: Option<Vec<LocationState>>,
-    now: DateTime<Utc>,
-) -> SiteState {
-    let last_check_at: DateTime<Utc> = r.get(5);
-    let verdict = if now - last_check_at > STALE_AFTER {
-        Verdict::Unknown
-    } else {
-        Verdict::parse(r.get(3))
-    };
+fn site_from_row(r: &tokio_postgres::Row, locations: Option<Vec<LocationState>>) -> SiteState {
     SiteState {
         id: r.get(0),
         name: r.get(1),
         url: r.get(2),
-        verdict,
+        verdict: Verdict::parse(r.get(3)),
         verdict_since: r.get(4),
-        last_check_at,
+        verdict_reason: r.get(9),
+        last_check_at: r.get(5),
         locations: locations.unwrap_or_default(),
-        tags: Vec::new(),
-        group: None,
-        public: false,
+        tags: r.get(6),
+        group: r.get(7),
+        public: r.get(8),
     }
 }
 
-/// Each location's latest result within `STALE_AFTER`, by site id (all sites, or one).
-/// One index probe per (site, agent) for its latest row (the results' key leads with both),
-/// rather than a scan of every recent result.
+/// A location's state as the page shows it: `passing` is up, `failing` down, `pending` (not
+/// decided yet) and silent ones unknown.
+fn location_verdict(state: &str, silent: bool) -> Verdict {
+    match state {
+        _ if silent => Verdict::Unknown,
+        "passing" => Verdict::Up,
+        "degraded" => Verdict::Degraded,
+        "failing" => Verdict::Down,
+        _ => Verdict::Unknown,
+    }
+}
+
+/// Each location's state, by site id (all sites, or one).
 async fn location_states(
     client: &Client,
     site_id: Option<i32>,
-    now: DateTime<Utc>,
 ) -> Result<HashMap<i32, Vec<LocationState>>, tokio_postgres::Error> {
-    let since = now - STALE_AFTER;
     let rows = client
         .query(
-            "SELECT s.id, l.name, o.name, r.started_at, k.name, r.error_message
-             FROM sites s
-             CROSS JOIN agents a
-             JOIN locations l ON l.id = a.location_id
-             CROSS JOIN LATERAL (
-                 SELECT started_at, outcome, error_kind, error_message FROM results r
-                 WHERE r.site_id = s.id AND r.agent_id = a.id AND r.started_at >= $1
-                 ORDER BY r.started_at DESC LIMIT 1
-             ) r
-             JOIN outcomes o ON o.id = r.outcome
-             LEFT JOIN error_kinds k ON k.id = r.error_kind
-             WHERE $2::int IS NULL OR s.id = $2",
-            &[&since, &site_id],
+            "SELECT ls.site_id, l.name, ls.state, ls.silent_since, ls.last_result_at,
+                    ls.problem_kind, ls.problem_message
+             FROM location_states ls JOIN locations l ON l.id = ls.location_id
+             WHERE $1::int IS NULL OR ls.site_id = $1
+             ORDER BY ls.site_id, l.name",
+            &[&site_id],
         )
         .await?;
     let mut by_site: HashMap<i32, Vec<LocationState>> = HashMap::new();
     for r in &rows {
-        let state = Verdict::parse(r.get(2));
-        let latest = LocationState {
+        let raw: String = r.get(2);
+        let silent_since: Option<DateTime<Utc>> = r.get(3);
+        let state = location_verdict(&raw, silent_since.is_some());
+        let error = match silent_since {
+            Some(at) => Some(format!("silent since {}", at.format("%Y-%m-%d %H:%M UTC"))),
+            None if state == Verdict::Up => None,
+            None if raw == "pending" => Some("pending: too few checks to decide".into()),
+            None => error_text(r.get(5), r.get(6)),
+        };
+        by_site.entry(r.get(0)).or_default().push(LocationState {
             name: r.get(1),
             state,
-            last_check_at: r.get(3),
-            error: (state != Verdict::Up)
-                .then(|| error_text(r.get(4), r.get(5)))
-                .flatten(),
-        };
-        // Several agents may share a location: its state is the latest of theirs.
-        let states = by_site.entry(r.get(0)).or_default();
-        match states.iter_mut().find(|l| l.name == latest.name) {
-            Some(known) if known.last_check_at >= latest.last_check_at => {}
-            Some(known) => *known = latest,
-            None => states.push(latest),
-        }
-    }
-    for states in by_site.values_mut() {
-        states.sort_by(|a, b| a.name.cmp(&b.name));
+            last_check_at: r.get(4),
+            error,
+        });
     }
     Ok(by_site)
 }
@@ -134,8 +116,11 @@ pub fn error_text(kind: Option<String>, message: Option<String>) -> Option<Strin
     }
 }
 
-/// Incidents of one site (or every site) that were open at any time since `since`, newest
-/// first, at most `limit`.
+const INCIDENT_COLUMNS: &str = "s.name, i.started_at, i.resolved_at, i.first_error_kind,
+        i.first_error, i.locations";
+
+/// Incidents of one site (or every site) open at any time since `since`, newest first, at
+/// most `limit`.
 pub async fn incidents(
     client: &Client,
     site: Option<&str>,
@@ -145,15 +130,14 @@ pub async fn incidents(
     let now = Utc::now();
     let rows = client
         .query(
-            "SELECT site, at, ended_at, reason FROM (
-                 SELECT e.site, e.at, e.new_outcome, e.reason,
-                        lead(e.at) OVER (PARTITION BY e.site ORDER BY e.at, e.id) AS ended_at
-                 FROM site_events e
-                 WHERE $1::text IS NULL OR e.site = $1
-             ) p
-             WHERE new_outcome = 'down' AND (ended_at IS NULL OR ended_at >= $2)
-             ORDER BY at DESC
-             LIMIT $3",
+            &format!(
+                "SELECT {INCIDENT_COLUMNS}
+                 FROM incidents i JOIN sites s ON s.id = i.site_id
+                 WHERE ($1::text IS NULL OR s.name = $1)
+                   AND (i.resolved_at IS NULL OR i.resolved_at >= $2)
+                 ORDER BY i.started_at DESC
+                 LIMIT $3"
+            ),
             &[&site, &since, &limit],
         )
         .await?;
@@ -167,13 +151,11 @@ pub async fn open_incidents(
     let now = Utc::now();
     let rows = client
         .query(
-            "SELECT s.name, e.at, NULL::timestamptz, e.reason
-             FROM sites s
-             CROSS JOIN LATERAL (
-                 SELECT at, reason FROM site_events e
-                 WHERE e.site = s.name ORDER BY e.at DESC, e.id DESC LIMIT 1
-             ) e
-             WHERE s.current_outcome = 'down'",
+            &format!(
+                "SELECT {INCIDENT_COLUMNS}
+                 FROM incidents i JOIN sites s ON s.id = i.site_id
+                 WHERE i.resolved_at IS NULL"
+            ),
             &[],
         )
         .await?;
@@ -194,7 +176,7 @@ fn incident(r: &tokio_postgres::Row, now: DateTime<Utc>) -> Incident {
         started_at,
         ended_at,
         duration_seconds: (ended_at.unwrap_or(now) - started_at).num_seconds().max(0),
-        first_error: r.get(3),
-        locations: Vec::new(),
+        first_error: error_text(r.get(3), r.get(4)),
+        locations: r.get(5),
     }
 }

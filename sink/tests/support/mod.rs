@@ -22,6 +22,8 @@ pub fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> Si
     SinkConfig {
         brokers: broker.addr(),
         topic: topic.into(),
+        // Tests that need the site catalog name it.
+        catalog_topic: "off".into(),
         group: group.into(),
         security_protocol: Default::default(),
         ssl_ca: None,

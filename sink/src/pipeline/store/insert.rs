@@ -87,6 +87,7 @@ pub(in crate::pipeline) async fn store<'a>(
             location: location_label(&k.row.result).unwrap_or(&k.row.result.agent),
             result: &k.row.result,
             error_kind: k.row.error_kind(),
+            partition: k.row.partition,
         })
         .collect())
 }

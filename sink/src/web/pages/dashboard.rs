@@ -75,7 +75,8 @@ fn row(r: &SiteSummary) -> Markup {
                 @if let Some(g) = &s.group { br; span.muted { (g) } }
                 @for t in &s.tags { " " span.muted.tag { "#" (t) } }
             }
-            td { span class=(format!("pill verdict {}", s.verdict.as_str())) { (s.verdict.as_str()) } }
+            td { span class=(format!("pill verdict {}", s.verdict.as_str()))
+                    data-tip=[s.verdict_reason.as_deref()] { (s.verdict.as_str()) } }
             td.locations {
                 @for l in &s.locations {
                     span class=(format!("loc {}", l.state.as_str())) data-location=(l.name)

@@ -51,6 +51,7 @@ pub fn site_page(p: &SitePage) -> Markup {
             p.muted {
                 code #url { (s.url) }
                 @if let Some(since) = s.verdict_since { " · " (s.verdict.as_str()) " since " (time(since)) }
+                @if let Some(reason) = &s.verdict_reason { " · " span #reason { (reason) } }
                 " · last check " (time_s(s.last_check_at))
                 @if let Some(g) = &s.group { " · group " a href=(format!("/?group={}", segment(g))) { (g) } }
                 @for t in &s.tags { " " a.tag href=(format!("/?tag={}", segment(t))) { "#" (t) } }

@@ -132,6 +132,7 @@ mod tests {
                 url: format!("https://internal.example/{name}"),
                 verdict,
                 verdict_since: Some(at),
+                verdict_reason: Some("secret backend error".into()),
                 last_check_at: at,
                 locations: vec![LocationState {
                     name: "agent-location-eu".into(),
