@@ -22,6 +22,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Migrate => migrate(&cli).await,
         Command::Report { since, json } => return print_report(&cli, since, json).await,
         Command::Rollup { since, .. } => rebuild_rollups(&cli, since).await,
+        Command::Web(args) => return serve_web(&cli, args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,6 +95,25 @@ async fn print_report(cli: &Cli, window: std::time::Duration, json: bool) -> Exi
         }
         Err(e) => {
             eprintln!("sitewatch-sink: cannot read the report (has the sink migrated this database?): {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_web(cli: &Cli, args: crate::web::WebArgs) -> ExitCode {
+    let db = match cli.config.database() {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let token = CancellationToken::new();
+    watch_signals(token.clone(), None, "finishing the requests in flight");
+    match crate::web::serve(&db, args, token).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("web: {e}");
             ExitCode::FAILURE
         }
     }

@@ -38,6 +38,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the dashboard, site pages, public status page, JSON API, badges and `/metrics`
+    /// from the database (read-only; the sink's database flags apply).
+    Web(crate::web::WebArgs),
     /// Maintain the rollups.
     Rollup {
         /// Recompute every hourly and daily rollup row from `--since` on from the raw results.

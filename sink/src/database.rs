@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 /// Longest pause between connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// Longest a pooled reader waits for a connection (to be made, or to come free).
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How much TLS the connection requires, as in libpq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SslMode {
@@ -45,6 +48,9 @@ pub enum DatabaseConfigError {
     /// The TLS library refused the settings.
     #[error("cannot set up TLS to the database: {0}")]
     Tls(String),
+    /// The connection pool refused the settings.
+    #[error("cannot set up the database connection pool: {0}")]
+    Pool(String),
 }
 
 /// Where and how to connect; built once, connects any number of times.
@@ -118,6 +124,36 @@ impl Database {
             }
         });
         Ok(client)
+    }
+
+    /// A pool of at most `size` connections (made on demand, checked before reuse) whose
+    /// transactions are all read-only: a reader cannot write by mistake, and works with a
+    /// database role that may only SELECT.
+    pub fn read_only_pool(
+        &self,
+        size: usize,
+    ) -> Result<deadpool_postgres::Pool, DatabaseConfigError> {
+        let mut config = self.config.clone();
+        let options = match config.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c default_transaction_read_only=on"),
+            _ => "-c default_transaction_read_only=on".to_string(),
+        };
+        config.options(&options);
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            self.tls.clone(),
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        deadpool_postgres::Pool::builder(manager)
+            .max_size(size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|e| DatabaseConfigError::Pool(e.to_string()))
     }
 
     /// Connects, retrying with backoff until it works or `token` is cancelled.

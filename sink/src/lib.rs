@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod context;
 pub mod database;
 pub mod decode;
+pub mod figures;
 mod flush;
 pub mod migrations;
 pub mod ops;
@@ -20,6 +21,7 @@ pub mod retention;
 pub mod rollups;
 mod sweeper;
 pub mod verdicts;
+pub mod web;
 
 pub use config::SinkConfig;
 pub use consumer::{run, SinkError};

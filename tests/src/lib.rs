@@ -5,10 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod broker;
+pub mod browser;
 pub mod db;
 pub mod fixtures;
 pub mod forward;
 pub mod fuzz;
+pub mod http;
 pub mod link;
 pub mod pg_cluster;
 pub mod plugins;

@@ -1,7 +1,8 @@
 //! The first README command, `scripts/demo`, run for a short while with a private
 //! PostgreSQL cluster: it exits 0, its report shows every demo site with the verdict its
 //! scenario implies from three locations (a regional fault seen from ap only is degraded;
-//! sites down everywhere have an open incident), and nothing it started is left running.
+//! sites down everywhere have an open incident), it served the web pages at the address it
+//! printed, and nothing it started is left running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -56,6 +57,10 @@ fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{stderr}\n{stdout}");
     assert!(stdout.contains("sitewatch report:"), "{stdout}");
+    assert!(
+        stderr.contains("== web pages on http://127.0.0.1:"),
+        "{stderr}"
+    );
 
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();

@@ -128,6 +128,18 @@ impl MetricsText {
         let _ = writeln!(self.0, "{name} {value}");
     }
 
+    /// A gauge with one series per label set: `series` is `([(label, value)...], number)`.
+    pub fn gauge_labelled(&mut self, name: &str, help: &str, series: &[(Vec<(&str, &str)>, f64)]) {
+        self.header(name, help, "gauge");
+        for (labels, value) in series {
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(l, v)| format!("{l}=\"{}\"", escape(v)))
+                .collect();
+            let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+
     /// A histogram (cumulative buckets, `_sum` in seconds, `_count`).
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
         self.header(name, help, "histogram");
@@ -175,5 +187,8 @@ mod tests {
         assert!(text.contains("d_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("d_seconds_count 3\n"));
         assert!(text.contains("d_seconds_sum 3.55\n"));
+        let mut t = MetricsText::new();
+        t.gauge_labelled("g", "G.", &[(vec![("site", "a\"b"), ("group", "")], 1.0)]);
+        assert!(t.finish().contains("g{site=\"a\\\"b\",group=\"\"} 1\n"));
     }
 }

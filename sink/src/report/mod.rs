@@ -3,12 +3,12 @@
 //! (`--json`) for scripts. A day or less is read from raw results; longer
 //! windows, or ones beyond the raw results' retention, from rollups.
 
-mod figures;
 mod model;
 mod query;
 mod render;
 mod verdicts;
 
-pub use model::{Event, IncidentReport, LocationReport, Report, SiteReport, Source};
-pub use query::{load, source_for, ReportError};
+pub use crate::figures::{source_for, Source};
+pub use model::{Event, IncidentReport, LocationReport, Report, SiteReport};
+pub use query::{load, ReportError};
 pub use render::text;

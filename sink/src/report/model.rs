@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::figures::Source;
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -17,30 +19,6 @@ pub struct Report {
     pub sites: Vec<SiteReport>,
     /// Mean time to recovery over every site's incidents resolved in the window, seconds.
     pub mttr_seconds: Option<f64>,
-}
-
-/// Where a report's figures come from: raw results for a day or less (exact percentiles),
-/// rollups beyond that or beyond the raw results' retention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// `results`.
-    Results,
-    /// `rollup_hourly` (windows up to a week).
-    HourlyRollups,
-    /// `rollup_daily`.
-    DailyRollups,
-}
-
-impl Source {
-    /// For people.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Source::Results => "raw results",
-            Source::HourlyRollups => "hourly rollups",
-            Source::DailyRollups => "daily rollups",
-        }
-    }
 }
 
 /// One site over the window.
@@ -146,17 +124,4 @@ pub struct Event {
     pub location: Option<String>,
     /// Why.
     pub reason: Option<String>,
-}
-
-/// A site's figures over the window.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Figures {
-    pub(super) checks: i64,
-    pub(super) down: i64,
-    pub(super) degraded: i64,
-    pub(super) down_seconds: Option<f64>,
-    pub(super) degraded_seconds: Option<f64>,
-    pub(super) p50_ms: Option<f64>,
-    pub(super) p95_ms: Option<f64>,
-    pub(super) p99_ms: Option<f64>,
 }

@@ -3,22 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
-use super::model::{Event, Report, SiteReport, Source};
-use super::{figures, verdicts};
+use super::model::{Event, Report, SiteReport};
+use super::verdicts;
+use crate::figures;
 use crate::migrations;
 
 /// Events listed per site, newest kept.
 const EVENTS_PER_SITE: i64 = 5;
-/// Longest window read from raw results.
-const RAW_WINDOW: TimeDelta = TimeDelta::days(1);
-/// Longest window read from hourly rollups.
-const HOURLY_WINDOW: TimeDelta = TimeDelta::days(7);
-/// Allowance on those lengths: `--since 1d` is a day counted a moment before the report.
-const SLACK: TimeDelta = TimeDelta::minutes(1);
-
 /// Why the report could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -30,39 +24,12 @@ pub enum ReportError {
     Db(#[from] tokio_postgres::Error),
 }
 
-/// Where figures for results since `since` come from, and the window's start as that source
-/// has it: raw results up to a day back (while they are kept), hourly rollups up to a week
-/// (from the hour), daily rollups beyond (from midnight UTC).
-pub fn source_for(
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-    raw_dropped_before: Option<NaiveDate>,
-) -> (Source, DateTime<Utc>) {
-    let raw_kept = raw_dropped_before
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .is_none_or(|from| since >= from.and_utc());
-    let window = now - since - SLACK;
-    if window <= RAW_WINDOW && raw_kept {
-        (Source::Results, since)
-    } else if window <= HOURLY_WINDOW {
-        let hour = since.duration_trunc(TimeDelta::hours(1)).unwrap_or(since);
-        (Source::HourlyRollups, hour)
-    } else {
-        let day = since.duration_trunc(TimeDelta::days(1)).unwrap_or(since);
-        (Source::DailyRollups, day)
-    }
-}
-
 /// Reads the report for results since `since`.
 pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, ReportError> {
     migrations::check_current(client).await?;
     let now = Utc::now();
-    let dropped: Option<NaiveDate> = client
-        .query_one("SELECT raw_dropped_before FROM retention_state", &[])
-        .await?
-        .get(0);
-    let (source, since) = source_for(since, now, dropped);
-    let mut figures = figures::load(client, source, since).await?;
+    let (source, since) = figures::choose(client, since, now).await?;
+    let mut figures = figures::by_site(client, source, since, None).await?;
     let mut events = recent_events(client, since).await?;
     let (mut verdicts, mttr_seconds) = verdicts::load(client, since).await?;
     let rows = client
@@ -97,8 +64,7 @@ pub async fn load(client: &Client, since: DateTime<Utc>) -> Result<Report, Repor
                 since: r.get(4),
                 last_seen: r.get(5),
                 checks: f.checks,
-                uptime_pct: (f.checks > 0)
-                    .then(|| 100.0 * (f.checks - f.down) as f64 / f.checks as f64),
+                uptime_pct: f.uptime_pct(),
                 degraded: f.degraded,
                 down: f.down,
                 down_seconds: f.down_seconds,

@@ -1,0 +1,279 @@
+//! How fast the web role renders its pages over a realistic database: 1,000 sites checked
+//! every minute from 3 locations for 90 days, as the sink leaves it: daily rollups for 90
+//! days, hourly rollups for the last 31 days (a full monthly partition; pages read hourly
+//! rows for 7 days at most, each site and location's as an index range, so older hourly rows
+//! cost nothing but disk), raw results for the last hour (read only for each location's
+//! latest check and failed checks, by index), an event per site, 2% of sites down with an
+//! open incident. Each page is fetched over HTTP from the web role
+//! running in this process, 5 times to warm up, then 30 times timed one after another.
+//!
+//! Run: `cargo bench -p sitewatch-sink --bench web_dashboard` (PostgreSQL on 127.0.0.1:5432,
+//! or `DATABASE_ADMIN_URL`). Filling takes minutes; `WEB_BENCH_DB=name` keeps the database
+//! under that name and reuses it on the next run. Figures in BENCHMARKS.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use sitewatch_sink::database::Database;
+use sitewatch_sink::migrations;
+use sitewatch_sink::partitions;
+use sitewatch_sink::rollups::Sketch;
+use sitewatch_sink::web::WebArgs;
+use sitewatch_tests::http::get;
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+const SITES: i32 = 1_000;
+const LOCATIONS: [&str; 3] = ["eu", "us", "ap"];
+const DAYS: i64 = 90;
+const HOURLY_DAYS: i64 = 31;
+const WARM_UP: usize = 5;
+const TIMED: usize = 30;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let admin_url = std::env::var("DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
+    let kept = std::env::var("WEB_BENCH_DB").ok();
+    let name = kept
+        .clone()
+        .unwrap_or_else(|| format!("sitewatch_bench_{}", uuid::Uuid::now_v7().simple()));
+    let admin = connect(&admin_url).await;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_some();
+    let db_params = format!("{admin_url} dbname={name}");
+    if !exists {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let mut client = connect(&db_params).await;
+        migrations::migrate(&mut client).await.unwrap();
+        let started = Instant::now();
+        fill(&mut client).await;
+        eprintln!("filled {name} in {:.0?}", started.elapsed());
+    } else {
+        eprintln!("reusing {name}");
+    }
+    let client = connect(&db_params).await;
+    for (what, sql) in [
+        ("sites", "SELECT count(*) FROM sites"),
+        ("daily rollup rows", "SELECT count(*) FROM rollup_daily"),
+        ("hourly rollup rows", "SELECT count(*) FROM rollup_hourly"),
+        ("raw results", "SELECT count(*) FROM results"),
+    ] {
+        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        eprintln!("{what}: {n}");
+    }
+
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let db = Database::new(&url, None, None).unwrap();
+    let token = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn({
+        let token = token.clone();
+        async move {
+            let args = WebArgs::from_flags(&[]).unwrap();
+            sitewatch_sink::web::serve_on(listener, &db, args, token)
+                .await
+                .unwrap();
+        }
+    });
+
+    println!("| page | p50 | p95 | max | bytes |");
+    println!("| --- | --- | --- | --- | --- |");
+    for path in [
+        "/",
+        "/api/v1/sites",
+        "/metrics",
+        "/sites/site-0500?range=90d",
+        "/sites/site-0500?range=7d",
+        "/status",
+    ] {
+        let addr = addr.clone();
+        let line = tokio::task::spawn_blocking(move || time_page(&addr, path))
+            .await
+            .unwrap();
+        println!("{line}");
+    }
+    token.cancel();
+    let _ = server.await;
+    if kept.is_none() {
+        drop(client);
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+}
+
+fn time_page(addr: &str, path: &str) -> String {
+    let mut bytes = 0;
+    for _ in 0..WARM_UP {
+        let r = get(addr, path, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        bytes = r.body.len();
+    }
+    let mut took: Vec<Duration> = (0..TIMED)
+        .map(|_| {
+            let started = Instant::now();
+            let r = get(addr, path, &[]);
+            let t = started.elapsed();
+            assert_eq!(r.status, 200);
+            t
+        })
+        .collect();
+    took.sort();
+    let at = |q: f64| took[((q * TIMED as f64).ceil() as usize).clamp(1, TIMED) - 1];
+    format!(
+        "| `{path}` | {:.1} ms | {:.1} ms | {:.1} ms | {bytes} |",
+        ms(at(0.5)),
+        ms(at(0.95)),
+        ms(took[TIMED - 1])
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn connect(params: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(params, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// A few latency histograms the rollup rows take in turn (each of 60 or 1,440 checks).
+fn sketches(checks: i64) -> Vec<Vec<u8>> {
+    (0..8)
+        .map(|k| {
+            let mut s = Sketch::default();
+            for i in 0..checks {
+                s.add(20_000 + (i * 7_919 + k * 104_729) % (80_000 + k * 20_000));
+            }
+            s.encode()
+        })
+        .collect()
+}
+
+async fn fill(client: &mut Client) {
+    let now = Utc::now();
+    let today = now.duration_trunc(TimeDelta::days(1)).unwrap();
+    let hour = now.duration_trunc(TimeDelta::hours(1)).unwrap();
+    let locations: Vec<String> = LOCATIONS.iter().map(|l| l.to_string()).collect();
+    client
+        .execute(
+            "INSERT INTO locations (name) SELECT unnest($1::text[])",
+            &[&locations],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO agents (name, location, location_id)
+             SELECT 'agent-' || name, name, id FROM locations",
+            &[],
+        )
+        .await
+        .unwrap();
+    // 2% of sites down since 40 minutes ago, 3% degraded, the rest up.
+    client
+        .execute(
+            "INSERT INTO sites (name, url, first_seen, last_seen, current_outcome, last_change_at,
+                                last_error_at, last_error_kind, last_error_message)
+             SELECT format('site-%s', lpad(i::text, 4, '0')),
+                    format('https://site-%s.example.net/health', i),
+                    $1::timestamptz, $2::timestamptz,
+                    CASE WHEN i % 50 = 0 THEN 'down' WHEN i % 33 = 0 THEN 'degraded' ELSE 'up' END,
+                    CASE WHEN i % 50 = 0 THEN $2::timestamptz - interval '40 minutes' ELSE $1::timestamptz END,
+                    CASE WHEN i % 50 = 0 THEN $2::timestamptz END,
+                    CASE WHEN i % 50 = 0 THEN 'http_status' END,
+                    CASE WHEN i % 50 = 0 THEN 'expected 200-399, got 503' END
+             FROM generate_series(0, $3 - 1) i",
+            &[&(today - TimeDelta::days(DAYS)), &now, &SITES],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO site_events (site, previous_outcome, new_outcome, at, check_id, reason)
+             SELECT name, NULL, 'up', first_seen, gen_random_uuid(), NULL FROM sites;",
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO site_events (site, previous_outcome, new_outcome, at, check_id, reason)
+             SELECT name, 'up', 'down', last_change_at, gen_random_uuid(), last_error_message
+             FROM sites WHERE current_outcome = 'down'",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let daily = sketches(1440);
+    client
+        .execute(
+            "INSERT INTO rollup_daily (bucket, up_ms, degraded_ms, down_ms, total_us_sum, site_id,
+                 up, degraded, down, total_us_min, total_us_max, location_id, latency)
+             SELECT $1::timestamptz - d * interval '1 day', 86340000 - (s.id % 7) * 60000, 0, (s.id % 7) * 60000,
+                    1440 * 60000, s.id, 1440 - s.id % 7, 0, s.id % 7, 20000, 180000, l.id,
+                    ($2::bytea[])[1 + (s.id + d) % 8]
+             FROM generate_series(0, $3::bigint - 1) d, sites s, locations l",
+            &[&today, &daily, &DAYS],
+        )
+        .await
+        .unwrap();
+    eprintln!("daily rollups written");
+
+    let first_hour = today - TimeDelta::days(HOURLY_DAYS - 1);
+    let days: Vec<chrono::NaiveDate> = (0..HOURLY_DAYS)
+        .map(|d| (today - TimeDelta::days(d)).date_naive())
+        .collect();
+    partitions::ensure_days(client, days).await.unwrap();
+    let hourly = sketches(60);
+    let mut from = first_hour;
+    while from <= hour {
+        let to = (from + TimeDelta::days(10)).min(hour + TimeDelta::hours(1));
+        client
+            .execute(
+                "INSERT INTO rollup_hourly (bucket, up_ms, degraded_ms, down_ms, total_us_sum, site_id,
+                     up, degraded, down, total_us_min, total_us_max, location_id, latency)
+                 SELECT b, 3600000 - (s.id % 3) * 1000, 0, (s.id % 3) * 1000, 60 * 60000, s.id,
+                        60 - (s.id % 3 + extract(hour from b)::int) % 2, 0,
+                        (s.id % 3 + extract(hour from b)::int) % 2, 20000, 180000, l.id,
+                        ($3::bytea[])[1 + (s.id + extract(hour from b)::int) % 8]
+                 FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') b, sites s, locations l",
+                &[&from, &to, &hourly],
+            )
+            .await
+            .unwrap();
+        eprintln!("hourly rollups written up to {to}");
+        from = to;
+    }
+
+    // The last hour of raw results: every site from every location each minute.
+    client
+        .execute(
+            "INSERT INTO results (started_at, site_id, total_us, dns_us, connect_us, tls_us, ttfb_us,
+                 body_bytes, agent_id, outcome, error_kind, http_status, http_version, error_message)
+             SELECT $1::timestamptz - m * interval '1 minute' - a.id * interval '1 second', s.id,
+                    30000 + (s.id * 37 + m) % 90000, 900, 1500, 4000, 25000, 5120, a.id,
+                    CASE WHEN s.current_outcome = 'down' AND m < 40 THEN 2 ELSE 0 END,
+                    CASE WHEN s.current_outcome = 'down' AND m < 40 THEN 5 END,
+                    CASE WHEN s.current_outcome = 'down' AND m < 40 THEN 503 ELSE 200 END, 11,
+                    CASE WHEN s.current_outcome = 'down' AND m < 40 THEN 'expected 200-399, got 503' END
+             FROM generate_series(0, 59) m, sites s, agents a",
+            &[&now],
+        )
+        .await
+        .unwrap();
+    client.batch_execute("VACUUM ANALYZE").await.unwrap();
+}

@@ -1,0 +1,11 @@
+//! Figures read from the stored results and rollups, shared by every reader (`report`, the
+//! web pages and their JSON API): which table serves a window, each site's figures over a
+//! window, and one site's figures bucket by bucket per location.
+
+mod buckets;
+mod source;
+mod window;
+
+pub use buckets::{by_bucket, BucketFigures};
+pub use source::{choose, source_for, Source};
+pub use window::{by_site, counts_by_site, uptime_pct, Figures};
