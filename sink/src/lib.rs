@@ -2,6 +2,7 @@
 //! PostgreSQL (at-least-once delivery + idempotent insert; offsets committed only after
 //! the database transaction holding their rows has committed).
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod codes;
