@@ -1,9 +1,11 @@
 //! Support shared by the integration tests of every crate: a real Kafka-protocol broker
-//! (Tansu via `scripts/kafka-dev`), free loopback ports, and sample results.
+//! (Tansu via `scripts/kafka-dev`), free loopback ports, sample results, and real local
+//! receivers of notifications (HTTP, SMTP, Debian's Alertmanager).
 //! Test code: it panics on failure, which is how a test fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod alertmanager;
 pub mod broker;
 pub mod browser;
 pub mod db;
@@ -14,7 +16,9 @@ pub mod http;
 pub mod link;
 pub mod pg_cluster;
 pub mod plugins;
+pub mod receiver;
 pub mod site;
+pub mod smtp;
 
 /// A loopback TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
