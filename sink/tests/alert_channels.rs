@@ -16,7 +16,7 @@ use sitewatch_sink::alerts::channel::{build, build_with, Channel, ChannelConfig,
 use sitewatch_sink::alerts::notification::{Notification, NotificationKind};
 use sitewatch_tests::alertmanager::Alertmanager;
 use sitewatch_tests::receiver::Receiver;
-use sitewatch_tests::smtp::SmtpReceiver;
+use sitewatch_tests::smtp::{acceptor, Security, SmtpReceiver};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -357,6 +357,47 @@ async fn email_reaches_an_smtp_server_with_subject_and_details() {
         "{}",
         mails[2].body()
     );
+}
+
+#[tokio::test]
+async fn email_goes_over_starttls_and_tls_checking_the_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let acceptor = || acceptor(&cert.cert.pem(), &cert.key_pair.serialize_pem());
+    for (mode, security) in [
+        ("starttls", Security::StartTls(acceptor())),
+        ("tls", Security::Tls(acceptor())),
+    ] {
+        let smtp = SmtpReceiver::start_with(security);
+        let config = |ca_file: Option<&std::path::Path>| {
+            let mut c = json!({"type": "email", "host": "127.0.0.1", "port": smtp.port(),
+                               "tls": mode, "username": "u", "password": "p",
+                               "from": "alerts@example.com", "to": ["ops@example.com"],
+                               "timeout": "5s"});
+            if let Some(path) = ca_file {
+                c["ca_file"] = path.to_str().unwrap().into();
+            }
+            channel(c, &[])
+        };
+        // Without the CA the self-signed certificate is refused: nothing is sent.
+        let e = config(None).deliver(&trigger()).await.unwrap_err();
+        assert!(e.is_retry(), "{mode}: {e}");
+        assert!(
+            smtp.mails().is_empty(),
+            "{mode}: sent to an untrusted server"
+        );
+        config(Some(&ca)).deliver(&trigger()).await.unwrap();
+        let mails = smtp.wait_for(1, WAIT);
+        assert_eq!(mails.len(), 1, "{mode}");
+        assert!(mails[0].tls, "{mode}: not encrypted");
+        assert_eq!(mails[0].auth, Some(("u".into(), "p".into())), "{mode}");
+        assert!(
+            mails[0].header("Subject").unwrap().contains("DOWN shop"),
+            "{mode}"
+        );
+    }
 }
 
 #[tokio::test]
