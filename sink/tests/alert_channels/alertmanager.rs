@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use sitewatch_sink::alerts::notification::NotificationKind;
 use sitewatch_tests::alertmanager::Alertmanager;
+use sitewatch_tests::receiver::Receiver;
 
 use super::{channel, resolve, trigger, WAIT};
 
@@ -77,5 +79,32 @@ async fn alertmanager_shows_the_alert_firing_then_resolved() {
     assert!(
         shop_alerts(&am, "").is_empty(),
         "resolved alerts are not listed"
+    );
+}
+
+#[tokio::test]
+async fn alertmanager_requests_carry_configured_headers_and_a_test_alert_is_separate() {
+    let receiver = Receiver::start();
+    let ch = channel(
+        json!({"type": "alertmanager", "url": receiver.url("/am/"),
+               "headers": {"Authorization": "Bearer ${AM_TOKEN}"}}),
+        &[("AM_TOKEN", "t0k")],
+    );
+    let mut test = trigger();
+    test.kind = NotificationKind::Test;
+    ch.deliver(&test).await.unwrap();
+    let r = &receiver.requests()[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/am/api/v2/alerts")
+    );
+    assert_eq!(r.header("authorization"), Some("Bearer t0k"));
+    let alerts = r.json();
+    assert_eq!(alerts.as_array().unwrap().len(), 1);
+    assert_eq!(alerts[0]["labels"]["alertname"], "SitewatchTest");
+    let ends: DateTime<Utc> = alerts[0]["endsAt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        ends <= Utc::now() + chrono::Duration::minutes(5),
+        "a test fires briefly"
     );
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::{Client, Url};
 use serde::{Deserialize, Serialize};
 
@@ -91,19 +91,7 @@ impl WebhookChannel {
             }
             None => None,
         };
-        let mut headers = HeaderMap::new();
-        for (key, value) in &config.headers {
-            let field = format!("headers.{key}");
-            let header = HeaderName::try_from(key.as_str()).map_err(|_| {
-                ChannelConfigError::invalid(name, &field, "not a valid header name")
-            })?;
-            let value = expand(name, &field, value.expose(), lookup)?;
-            let mut value = HeaderValue::try_from(value).map_err(|_| {
-                ChannelConfigError::invalid(name, &field, "not a valid header value")
-            })?;
-            value.set_sensitive(true);
-            headers.insert(header, value);
-        }
+        let headers = http::headers(name, &config.headers, lookup)?;
         let client = http::client(name, config.timeout.unwrap_or(http::DEFAULT_TIMEOUT))?;
         Ok(Self {
             name: name.to_string(),
