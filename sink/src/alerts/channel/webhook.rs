@@ -43,14 +43,18 @@ struct Envelope<'a> {
     notification: &'a Notification,
 }
 
+/// HMAC-SHA256 keyed with the shared secret.
+pub type Signer = hmac::Hmac<sha2::Sha256>;
+
+/// A [`Signer`] for `secret` (`None` only if the key were rejected; HMAC takes any length).
+pub fn signer(secret: &[u8]) -> Option<Signer> {
+    Signer::new_from_slice(secret).ok()
+}
+
 /// The signature header's value for `body` sent at `timestamp` (unix seconds):
-/// `sha256=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"` keyed with `secret`.
-pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
+/// `sha256=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"`.
+pub fn sign(signer: &Signer, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = signer.clone();
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -67,7 +71,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 pub struct WebhookChannel {
     name: String,
     url: Url,
-    secret: Option<Vec<u8>>,
+    signer: Option<Signer>,
     headers: HeaderMap,
     client: Client,
 }
@@ -81,13 +85,15 @@ impl WebhookChannel {
     ) -> Result<Self, ChannelConfigError> {
         let url = expand(name, "url", config.url.expose(), lookup)?;
         let url = http::parse_url(name, "url", &url)?;
-        let secret = match &config.secret {
+        let signer = match &config.secret {
             Some(s) => {
                 let s = expand(name, "secret", s.expose(), lookup)?;
                 if s.is_empty() {
                     return Err(ChannelConfigError::invalid(name, "secret", "is empty"));
                 }
-                Some(s.into_bytes())
+                Some(signer(s.as_bytes()).ok_or_else(|| {
+                    ChannelConfigError::invalid(name, "secret", "not usable as an HMAC key")
+                })?)
             }
             None => None,
         };
@@ -96,7 +102,7 @@ impl WebhookChannel {
         Ok(Self {
             name: name.to_string(),
             url,
-            secret,
+            signer,
             headers,
             client,
         })
@@ -116,8 +122,8 @@ impl WebhookChannel {
             .header(CONTENT_TYPE, "application/json")
             .header("X-Sitewatch-Timestamp", timestamp.to_string())
             .header("Idempotency-Key", &n.idempotency_key);
-        if let Some(secret) = &self.secret {
-            request = request.header("X-Sitewatch-Signature", sign(secret, timestamp, &body));
+        if let Some(signer) = &self.signer {
+            request = request.header("X-Sitewatch-Signature", sign(signer, timestamp, &body));
         }
         http::send(request.body(body)).await
     }
