@@ -3,9 +3,11 @@
 //! days, hourly rollups for the last 31 days (a full monthly partition; pages read hourly
 //! rows for 7 days at most, each site and location's as an index range, so older hourly rows
 //! cost nothing but disk), raw results for the last hour (read only for each location's
-//! latest check and failed checks, by index), an event per site, 2% of sites down with an
-//! open incident. Each page is fetched over HTTP from the web role
-//! running in this process, 5 times to warm up, then 30 times timed one after another.
+//! latest check and failed checks, by index), the site catalog (tags, groups, a quarter of
+//! sites public), each location's state and each site's verdict, a verdict event per site,
+//! 2% of sites down with an open incident and five resolved incidents per site. Each page is
+//! fetched over HTTP from the web role running in this process, 5 times to warm up, then 30
+//! times timed one after another.
 //!
 //! Run: `cargo bench -p sitewatch-sink --bench web_dashboard` (PostgreSQL on 127.0.0.1:5432,
 //! or `DATABASE_ADMIN_URL`). Filling takes minutes; `WEB_BENCH_DB=name` keeps the database
@@ -200,20 +202,52 @@ async fn fill(client: &mut Client) {
         )
         .await
         .unwrap();
+    // Verdict events, the site catalog (tags, groups, a quarter public), each location's
+    // state, each site's verdict, an open incident for each down site and five resolved
+    // ones per site over the 90 days, as the sink's verdict step leaves them.
     client
-        .execute(
-            "INSERT INTO site_events (site, previous_outcome, new_outcome, at, check_id, reason)
-             SELECT name, NULL, 'up', first_seen, gen_random_uuid(), NULL FROM sites;",
-            &[],
-        )
-        .await
-        .unwrap();
-    client
-        .execute(
-            "INSERT INTO site_events (site, previous_outcome, new_outcome, at, check_id, reason)
-             SELECT name, 'up', 'down', last_change_at, gen_random_uuid(), last_error_message
-             FROM sites WHERE current_outcome = 'down'",
-            &[],
+        .batch_execute(
+            "INSERT INTO site_events (site, kind, previous_outcome, new_outcome, at, check_id, reason)
+             SELECT name, 'verdict', NULL, 'up', first_seen, gen_random_uuid(), NULL FROM sites;
+             INSERT INTO site_events (site, kind, previous_outcome, new_outcome, at, check_id, reason)
+             SELECT name, 'verdict', 'up', 'down', last_change_at, gen_random_uuid(), last_error_message
+             FROM sites WHERE current_outcome = 'down';
+             INSERT INTO site_catalog (site, url, interval_ms, timeout_ms, failure_threshold,
+                 success_threshold, quorum, tags, site_group, public, agent, location, published_at)
+             SELECT name, url, 60000, 10000, 2, 1, 'majority', ARRAY['tier-' || (id % 3)],
+                    'group-' || (id % 10), id % 4 = 0, 'agent-eu', 'eu', first_seen
+             FROM sites;
+             INSERT INTO incidents (site_id, started_at, opened_at, resolved_at, locations,
+                 first_error_kind, first_error)
+             SELECT s.id, s.first_seen + (k * 17 + s.id % 13) * interval '1 day',
+                    s.first_seen + (k * 17 + s.id % 13) * interval '1 day' + interval '2 minutes',
+                    s.first_seen + (k * 17 + s.id % 13) * interval '1 day' + (5 + s.id % 40) * interval '1 minute',
+                    ARRAY['eu', 'us'], 'timeout', 'timed out after 10s'
+             FROM sites s, generate_series(0, 4) k;
+             INSERT INTO incidents (site_id, started_at, opened_at, locations, first_error_kind, first_error)
+             SELECT id, last_change_at, last_change_at + interval '2 minutes', ARRAY['eu', 'us', 'ap'],
+                    'http_status', last_error_message
+             FROM sites WHERE current_outcome = 'down';
+             INSERT INTO site_verdicts (site_id, verdict, since, judged_at, reason, interval_ms, incident_id)
+             SELECT s.id, s.current_outcome, s.last_change_at, s.last_seen,
+                    CASE s.current_outcome WHEN 'up' THEN '3 of 3 locations up'
+                         WHEN 'degraded' THEN '2 of 3 locations degraded' ELSE '3 of 3 locations down' END,
+                    60000, i.id
+             FROM sites s LEFT JOIN incidents i ON i.site_id = s.id AND i.resolved_at IS NULL;
+             INSERT INTO location_states (site_id, location_id, state, state_since, problem_since,
+                 problem_kind, problem_message, up_run, not_down_run, not_up_run, down_run,
+                 last_applied_at, last_result_at, last_outcome, gap_ms)
+             SELECT s.id, l.id,
+                    CASE s.current_outcome WHEN 'up' THEN 'passing' WHEN 'down' THEN 'failing' ELSE 'degraded' END,
+                    s.last_change_at,
+                    CASE WHEN s.current_outcome <> 'up' THEN s.last_change_at END,
+                    s.last_error_kind, s.last_error_message,
+                    CASE WHEN s.current_outcome = 'up' THEN 1440 ELSE 0 END,
+                    CASE WHEN s.current_outcome = 'down' THEN 0 ELSE 1440 END,
+                    CASE WHEN s.current_outcome = 'up' THEN 0 ELSE 40 END,
+                    CASE WHEN s.current_outcome = 'down' THEN 40 ELSE 0 END,
+                    s.last_seen, s.last_seen, s.current_outcome, 60000
+             FROM sites s, locations l;",
         )
         .await
         .unwrap();
