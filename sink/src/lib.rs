@@ -25,4 +25,4 @@ pub mod verdicts;
 pub mod web;
 
 pub use config::SinkConfig;
-pub use consumer::{run, SinkError};
+pub use consumer::{run, run_with, SinkError};
