@@ -444,17 +444,21 @@ async fn a_silence_sends_nothing_and_its_end_sends_the_trigger() {
 }
 
 #[tokio::test]
-async fn an_incident_inside_a_maintenance_window_sends_nothing() {
+async fn an_incident_inside_a_maintenance_window_sends_nothing_and_the_pages_show_it() {
     let (receiver, base) = Receiver::start(0).await;
     let start = (Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     let window = format!(
-        "maintenance:\n  - {{ name: move, sites: ['shop'], start: '{start}', duration: 4h }}\n"
+        "maintenance:\n  - {{ name: move, sites: ['shop'], start: '{start}', duration: 4h }}\n  \
+         - {{ name: upgrade, tags: [db], start: '{tomorrow}', duration: 1h }}\n"
     );
     let mut sim = Sim::new(policy(&base, &window)).await;
-    sim.define("shop", &[]).await;
+    sim.define("shop", &["db"]).await;
     sim.define("blog", &[]).await;
     let rows = sim.outage("shop", [Down, Down, Down]);
     sim.write_rows(&rows).await;
+    let blog = sim.round("blog", 0, [Up; 3]);
+    sim.write_rows(&blog).await;
     let pass = sitewatch_sink::alerts::periodic::pass(&mut sim.client, &sim.alerts)
         .await
         .unwrap();
@@ -465,12 +469,17 @@ async fn an_incident_inside_a_maintenance_window_sends_nothing() {
     );
     assert!(sim.outbox().await.is_empty());
     assert!(receiver.received().is_empty());
-    // The window's time is recorded for the site it covers (shop), not for blog.
-    assert_eq!(pass.maintenance, 1);
+    // The windows' time is recorded for the site they cover (shop), not for blog: the one
+    // in progress and the one scheduled for tomorrow, once however often the pass runs.
+    assert_eq!(pass.maintenance, 2);
+    sitewatch_sink::alerts::periodic::pass(&mut sim.client, &sim.alerts)
+        .await
+        .unwrap();
     let recorded: Vec<(String, String)> = sim
         .client
         .query(
-            "SELECT s.name, m.window_name FROM maintenance_periods m JOIN sites s ON s.id = m.site_id",
+            "SELECT s.name, m.window_name FROM maintenance_periods m JOIN sites s ON s.id = m.site_id
+             ORDER BY m.starts_at",
             &[],
         )
         .await
@@ -478,7 +487,50 @@ async fn an_incident_inside_a_maintenance_window_sends_nothing() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(recorded, pairs(&[("shop", "move")]));
+    assert_eq!(recorded, pairs(&[("shop", "move"), ("shop", "upgrade")]));
+
+    // The site page and the public status page list them.
+    let url = sim.db.url();
+    let addr = tokio::task::spawn_blocking(move || web(&url))
+        .await
+        .unwrap();
+    let get = |path: &'static str| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || sitewatch_tests::http::get(&addr, path, &[]))
+    };
+    for path in ["/sites/shop", "/status"] {
+        let page = get(path).await.unwrap();
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(
+            page.body
+                .contains("data-site=\"shop\" data-state=\"in progress\"")
+                && page
+                    .body
+                    .contains("data-site=\"shop\" data-state=\"scheduled\"")
+                && page.body.contains("upgrade"),
+            "{path}: {}",
+            page.body
+        );
+    }
+}
+
+/// `sitewatch-sink web` on a free port of its own runtime thread; returns its address.
+fn web(url: &str) -> String {
+    let db = sitewatch_sink::database::Database::new(url, None, None).unwrap();
+    let args = sitewatch_sink::web::WebArgs::from_flags(&[]).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap().to_string()).unwrap();
+            let token = tokio_util::sync::CancellationToken::new();
+            sitewatch_sink::web::serve_on(listener, &db, args, token)
+                .await
+                .unwrap();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap()
 }
 
 #[tokio::test]

@@ -8,8 +8,9 @@
 //! - with `reminder_every`, each open incident gets reminder number
 //!   `floor((now - opened_at) / reminder_every)` on each channel that had its trigger
 //!   (a sink that was down does not send the ones it missed, only the latest);
-//! - maintenance windows that have begun (up to a day back) are recorded per covered
-//!   site in `maintenance_periods`.
+//! - maintenance windows are recorded per covered site in `maintenance_periods`: the
+//!   occurrences begun (up to a day back) as history, and the next week's as scheduled
+//!   (those not yet begun are replaced on each pass, so they follow the config file).
 
 use std::collections::BTreeSet;
 
@@ -23,6 +24,8 @@ use crate::verdicts::Incident;
 
 /// How far back maintenance windows are recorded (a sink stopped for less catches up).
 const MAINTENANCE_LOOKBACK: chrono::Duration = chrono::Duration::days(1);
+/// How far ahead scheduled maintenance is recorded (for the status page).
+const MAINTENANCE_AHEAD: chrono::Duration = chrono::Duration::days(7);
 
 /// What one pass wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +36,7 @@ pub struct Pass {
     pub reminders: u64,
     /// Sites stable again after flapping.
     pub stable: u64,
-    /// Maintenance periods recorded.
+    /// Maintenance periods recorded (begun or scheduled).
     pub maintenance: u64,
 }
 
@@ -145,7 +148,8 @@ pub async fn pass(client: &mut Client, alerts: &Alerts) -> Result<Pass, tokio_po
     Ok(done)
 }
 
-/// Records the maintenance windows that began within the lookback, per covered site.
+/// Records the maintenance windows begun within the lookback or scheduled within the
+/// next week, per covered site; scheduled ones are replaced (the config may have changed).
 async fn record_maintenance(
     tx: &tokio_postgres::Transaction<'_>,
     alerts: &Alerts,
@@ -161,15 +165,20 @@ async fn record_maintenance(
         .map(|r| r.get(0))
         .collect();
     let sites = load_sites(tx, &all).await?;
+    tx.execute(
+        "DELETE FROM maintenance_periods WHERE starts_at > $1",
+        &[&now],
+    )
+    .await?;
     let (mut site, mut name, mut starts, mut ends) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for w in &alerts.policy.maintenance {
-        let occurrences = w.occurrences(now - MAINTENANCE_LOOKBACK, now);
+        let occurrences = w.occurrences(now - MAINTENANCE_LOOKBACK, now + MAINTENANCE_AHEAD);
         for s in sites
             .iter()
             .filter(|s| w.covers(&s.name, &s.tags, s.group.as_deref()))
         {
-            for (from, to) in occurrences.iter().filter(|(from, _)| *from <= now) {
+            for (from, to) in &occurrences {
                 site.push(s.id);
                 name.push(w.name.clone());
                 starts.push(*from);
