@@ -2,8 +2,9 @@
 //! and real local webhook receivers (HTTP on 127.0.0.1): a global outage gives exactly one
 //! trigger and one resolve per channel (also when batches are redelivered), a regional
 //! fault none, a receiver failing its first three attempts gets the notification after
-//! retries, a silence or a maintenance window sends nothing, two dispatchers on one
-//! database send each notification once, and the CLI's silences.
+//! retries, a silence or a maintenance window sends nothing (and the pages show the
+//! maintenance), two dispatchers on one database send each notification once, reminders
+//! and one flapping notice, Alertmanager firing then resolved, and the sweep's resolve.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -666,4 +667,50 @@ async fn alertmanager_shows_the_incident_firing_then_resolved() {
         pairs(&[("trigger", "am"), ("resolve", "am")])
     );
     assert_eq!(query("?active=true").await.unwrap(), 0, "resolved");
+}
+
+#[tokio::test]
+async fn an_incident_the_sweep_resolves_sends_its_resolve_from_the_sweep() {
+    let (receiver, base) = Receiver::start(0).await;
+    let mut sim = Sim::new(policy(&base, "")).await;
+    // Checks up to now: eu and us fail (a majority: down) until about 35 s ago, then stop
+    // reporting; ap passes until about 10 s ago. No batch sees eu and us silent (3 intervals,
+    // 30 s, behind ap's latest check), the sweep at the database's clock does.
+    sim.start = (Utc::now() - chrono::Duration::seconds(95)).trunc_subsecs(3);
+    sim.define("shop", &[]).await;
+    let mut rows = Vec::new();
+    for round in 0..7 {
+        rows.extend(sim.round("shop", round, [Down, Down, Up]));
+    }
+    for round in 7..9 {
+        let ap = sim.round("shop", round, [Up; 3]);
+        rows.extend(
+            ap.into_iter()
+                .filter(|r| r.result.location.as_deref() == Some("ap")),
+        );
+    }
+    sim.write_rows(&rows).await;
+    assert_eq!(
+        sim.outbox().await,
+        pairs(&[("trigger", "a"), ("trigger", "b")])
+    );
+    let sites = sitewatch_sink::verdicts::sweep_candidates(&sim.client, &[0])
+        .await
+        .unwrap();
+    assert_eq!(sites.len(), 1);
+    let saved = sitewatch_sink::verdicts::sweep_with(&mut sim.client, &sites, Some(&sim.alerts))
+        .await
+        .unwrap();
+    assert_eq!(saved.resolved, 1, "eu and us left the vote: ap passing, up");
+    sim.deliver().await;
+    assert_eq!(
+        sim.outbox().await,
+        pairs(&[
+            ("trigger", "a"),
+            ("trigger", "b"),
+            ("resolve", "a"),
+            ("resolve", "b")
+        ])
+    );
+    assert_eq!(receiver.received().len(), 4);
 }
