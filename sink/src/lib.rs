@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod codes;
 pub mod config;
+pub mod config_file;
 pub mod consumer;
 pub mod context;
 pub mod database;

@@ -184,3 +184,37 @@ async fn a_config_file_with_mistakes_stops_the_sink_with_every_one() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_files_sink_settings_apply_unless_a_flag_or_the_environment_gives_them() {
+    let db = TestDb::create().await;
+    let mut client = db.client().await;
+    migrations::migrate(&mut client).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sink.yaml");
+    std::fs::write(&config, format!("sink:\n  database_url: {}\n", db.url())).unwrap();
+    let run = |env_url: Option<&str>, flags: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sitewatch-sink"));
+        c.env_remove("SITEWATCH_DATABASE_URL")
+            .env("SITEWATCH_CONFIG", &config)
+            .args(flags)
+            .args(["silence", "list"]);
+        if let Some(url) = env_url {
+            c.env("SITEWATCH_DATABASE_URL", url);
+        }
+        c.output().unwrap()
+    };
+    let out = run(None, &[]);
+    assert!(
+        out.status.success(),
+        "the file's database: {:?}",
+        text(&out)
+    );
+    assert_eq!(text(&out).0, "no silences\n");
+    let elsewhere = "postgres://postgres@127.0.0.1:5432/sitewatch_no_such_db";
+    let out = run(Some(elsewhere), &[]);
+    // The file's database would answer: failing, the sink used the environment's.
+    assert!(!out.status.success(), "the environment wins");
+    let out = run(None, &["--database-url", elsewhere]);
+    assert!(!out.status.success(), "the flag wins");
+}

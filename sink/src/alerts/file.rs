@@ -374,6 +374,33 @@ flapping: { changes: 0, window: 10m }
     }
 
     #[test]
+    fn the_example_file_is_valid_but_for_its_unset_secrets() {
+        let text = include_str!("../../../examples/deploy/sink.yaml");
+        let found = match parse(Path::new("sink.yaml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0,
+        };
+        // Channels with `${VAR}` secrets fail to build only when the variable is unset.
+        for e in &found {
+            assert!(e.field.starts_with("channels."), "{e}");
+            assert!(
+                [
+                    "SITEWATCH_WEBHOOK_SECRET",
+                    "SLACK_WEBHOOK_URL",
+                    "PAGERDUTY_ROUTING_KEY"
+                ]
+                .iter()
+                .any(|v| e.message.contains(v)),
+                "{e}"
+            );
+        }
+        let policy: SinkFile = serde_yaml::from_str(text).unwrap();
+        assert_eq!(policy.routes.len(), 3);
+        assert_eq!(policy.maintenance.len(), 2);
+        assert!(policy.sink.contains_key("brokers"));
+    }
+
+    #[test]
     fn a_good_file_builds_its_channels() {
         let alerts = parse(
             Path::new("sink.yaml"),

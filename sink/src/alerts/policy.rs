@@ -21,6 +21,10 @@ pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkFile {
+    /// Sink settings by their flag names (`brokers`, `database_url`, `batch_max_rows`, ...);
+    /// a flag or environment variable given for one wins over the file.
+    #[serde(default)]
+    pub sink: BTreeMap<String, serde_yaml::Value>,
     /// Where notifications go, by a name routes refer to; each has a `type` (webhook,
     /// slack, pagerduty, alertmanager, email). Secrets as `${VAR}` come from the environment.
     #[serde(default)]
@@ -99,6 +103,7 @@ impl Default for SinkFile {
     /// No channels, so nothing is notified.
     fn default() -> Self {
         SinkFile {
+            sink: BTreeMap::new(),
             channels: BTreeMap::new(),
             routes: Vec::new(),
             send_on_resolved: yes(),
