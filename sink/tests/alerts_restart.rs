@@ -4,6 +4,8 @@
 //! there (between the verdict and the delivery). A second sink is SIGKILLed while the
 //! receiver holds its delivery (received, not yet answered), and a third delivers: the
 //! receiver gets the trigger twice with the same idempotency key, then the resolve.
+//! And a sink in this process, cancelled while a delivery is in flight, lets it finish
+//! and records it before it stops.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -31,6 +33,8 @@ const REFUSE: u8 = 0;
 const HOLD: u8 = 1;
 /// Records the request and answers 200.
 const ACCEPT: u8 = 2;
+/// Records the request, then answers 200 after two seconds.
+const SLOW: u8 = 3;
 
 #[derive(Clone, Default)]
 struct Receiver {
@@ -48,7 +52,46 @@ async fn receive(State(r): State<Receiver>, body: String) -> StatusCode {
     if mode == HOLD {
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
+    if mode == SLOW {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     StatusCode::OK
+}
+
+/// Three locations every 10 s from `start`: up, down for rounds 5..15, up again (25 rounds).
+fn outage(start: chrono::DateTime<Utc>) -> Vec<(String, Vec<u8>)> {
+    let mut messages = Vec::new();
+    for round in 0..25i64 {
+        for (i, location) in ["eu", "us", "ap"].into_iter().enumerate() {
+            let mut r = result("shop");
+            r.agent = format!("agent-{location}");
+            r.location = Some(location.into());
+            r.started_at =
+                start + chrono::Duration::milliseconds(round * 10_000 + i as i64 * 2_000);
+            if (5..15).contains(&round) {
+                r.outcome = Outcome::Down;
+                r.error = Some(CheckError {
+                    kind: ErrorKind::Timeout,
+                    message: format!("timed out from {location}"),
+                });
+            }
+            messages.push(("shop".to_string(), serde_json::to_vec(&r).unwrap()));
+        }
+    }
+    messages
+}
+
+/// A receiver in `mode` on a free loopback port; returns it and its `/hook` URL.
+async fn receiver(mode: u8) -> (Receiver, String) {
+    let receiver = Receiver::default();
+    receiver.mode.store(mode, Ordering::SeqCst);
+    let app = axum::Router::new()
+        .route("/hook", post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (receiver, format!("http://{addr}/hook"))
 }
 
 async fn count(client: &Client, sql: &str) -> i64 {
@@ -102,19 +145,13 @@ fn start_sink_listening(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_killed_between_the_verdict_and_the_delivery_delivers_after_restart() {
-    let receiver = Receiver::default();
-    let app = axum::Router::new()
-        .route("/hook", post(receive))
-        .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (receiver, url) = receiver(REFUSE).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sink.yaml");
     std::fs::write(
         &config,
         format!(
-            "channels:\n  hook: {{ type: webhook, url: 'http://{addr}/hook' }}\n\
+            "channels:\n  hook: {{ type: webhook, url: '{url}' }}\n\
              routes:\n  - channels: [hook]\nretry_base: 100ms\n"
         ),
     )
@@ -125,24 +162,7 @@ async fn a_sink_killed_between_the_verdict_and_the_delivery_delivers_after_resta
     let topic = create_topic(&broker, 1).await;
     // Three locations every 10 s: up, down for rounds 5..15, up again until now.
     let start = (Utc::now() - chrono::Duration::seconds(250)).trunc_subsecs(3);
-    let mut messages = Vec::new();
-    for round in 0..25i64 {
-        for (i, location) in ["eu", "us", "ap"].into_iter().enumerate() {
-            let mut r = result("shop");
-            r.agent = format!("agent-{location}");
-            r.location = Some(location.into());
-            r.started_at =
-                start + chrono::Duration::milliseconds(round * 10_000 + i as i64 * 2_000);
-            if (5..15).contains(&round) {
-                r.outcome = Outcome::Down;
-                r.error = Some(CheckError {
-                    kind: ErrorKind::Timeout,
-                    message: format!("timed out from {location}"),
-                });
-            }
-            messages.push(("shop".to_string(), serde_json::to_vec(&r).unwrap()));
-        }
-    }
+    let messages = outage(start);
     produce(&broker, &topic, messages).await;
     let client = db.client().await;
 
@@ -241,4 +261,43 @@ async fn a_sink_killed_between_the_verdict_and_the_delivery_delivers_after_resta
         2
     );
     assert_eq!(count(&client, "SELECT count(*) FROM incidents").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_delivery_in_flight_finish() {
+    let (receiver, url) = receiver(SLOW).await;
+    let yaml = format!(
+        "channels:\n  hook: {{ type: webhook, url: '{url}' }}\nroutes:\n  - channels: [hook]\n"
+    );
+    let alerts =
+        sitewatch_sink::alerts::file::parse(std::path::Path::new("t.yaml"), &yaml).unwrap();
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = create_topic(&broker, 1).await;
+    let start = (Utc::now() - chrono::Duration::seconds(250)).trunc_subsecs(3);
+    produce(&broker, &topic, outage(start)).await;
+    let client = db.client().await;
+    let token = tokio_util::sync::CancellationToken::new();
+    let sink = tokio::spawn(sitewatch_sink::run_with(
+        support::sink_config(&broker, &topic, "shutdown", &db),
+        Some(Arc::new(alerts)),
+        token.clone(),
+    ));
+    let received = until(Duration::from_secs(60), || async {
+        !receiver.got.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(received, "the trigger reached the receiver");
+    // Cancelled while the receiver holds its answer for two seconds.
+    token.cancel();
+    sink.await.unwrap().unwrap();
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM notifications WHERE kind = 'trigger' AND delivered_at IS NOT NULL"
+        )
+        .await,
+        1,
+        "the delivery in flight finished and was recorded before the sink stopped"
+    );
 }
