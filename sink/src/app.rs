@@ -15,10 +15,26 @@ use crate::report;
 pub async fn main(cli: Cli) -> ExitCode {
     let outcome = match cli.command.clone().unwrap_or(Command::Run) {
         Command::Run => {
+            let alerts = match &cli.config_file {
+                Some(path) => match crate::alerts::load(path) {
+                    Ok(alerts) => Some(std::sync::Arc::new(alerts)),
+                    Err(errors) => {
+                        for e in &errors.0 {
+                            tracing::error!("{e}");
+                        }
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                },
+                None => None,
+            };
             let token = CancellationToken::new();
             watch_signals(token.clone(), None, "storing the current batch");
-            consumer::run(cli.config, token).await
+            consumer::run_with(cli.config, alerts, token).await
         }
+        Command::Silence(args) => return crate::alerts::commands::silence(&cli, args).await,
+        Command::Alerts {
+            command: crate::cli::AlertsCommand::Test { channel },
+        } => return crate::alerts::commands::test(&cli, &channel).await,
         Command::Migrate => migrate(&cli).await,
         Command::Report { since, json } => return print_report(&cli, since, json).await,
         Command::Rollup { since, .. } => rebuild_rollups(&cli, since).await,

@@ -20,6 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::Alerts;
 use crate::config::SinkConfig;
 use crate::context::SinkContext;
 use crate::database::DatabaseConfigError;
@@ -78,6 +79,17 @@ async fn maintain(client: &mut Client, config: &SinkConfig) -> Result<(), tokio_
 /// Runs until `token` is cancelled; the current batch is stored and committed before returning.
 /// With `config.listen`, serves `/healthz` and `/metrics` meanwhile.
 pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), SinkError> {
+    run_with(config, None, token).await
+}
+
+/// As [`run`], with an alerting policy: verdict changes write notifications in the batch
+/// transaction, and a dispatcher task delivers them (it finishes its round in flight
+/// before this returns).
+pub async fn run_with(
+    config: SinkConfig,
+    alerts: Option<Arc<Alerts>>,
+    token: CancellationToken,
+) -> Result<(), SinkError> {
     let config = Arc::new(config);
     // Settings that cannot work are found before anything starts.
     let consumer_config = config.consumer_config().map_err(SinkError::KafkaConfig)?;
@@ -100,11 +112,24 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
     };
     prepare(&mut client, &config).await?;
     metrics.db_up.store(true, Ordering::Relaxed);
+    let dispatcher = alerts.clone().map(|alerts| {
+        tokio::spawn(crate::alerts::dispatch::run(
+            db.clone(),
+            alerts,
+            metrics.alerts.clone(),
+            token.clone(),
+        ))
+    });
+    let pipeline = match &alerts {
+        Some(alerts) => Pipeline::with_alerts(alerts.clone()),
+        None => Pipeline::default(),
+    };
     let pending = Arc::new(Mutex::new(Pending::new(Store {
         client,
         db,
-        pipeline: Pipeline::default(),
+        pipeline,
         metrics: metrics.clone(),
+        alerts,
     })));
     // Statistics (on in the shared settings) feed the lag gauge, Kafka readiness and
     // where partitions end.
@@ -165,6 +190,11 @@ pub async fn run(config: SinkConfig, token: CancellationToken) -> Result<(), Sin
     // Shutdown: keep trying to store what was consumed for a while; if the database stays
     // down, exit without committing those offsets (they will be redelivered).
     flush(&mut *pending.lock().await, &consumer, &grace_token()).await;
+    if let Some(dispatcher) = dispatcher {
+        if let Err(e) = dispatcher.await {
+            tracing::error!(error = %e, "the notification dispatcher failed");
+        }
+    }
     tracing::info!("sink stopped");
     Ok(())
 }
@@ -192,7 +222,8 @@ where
     };
     let flushed = !p.batch.is_empty();
     flush(p, consumer, token).await;
-    match verdicts::sweep(&mut p.store.client, &sites).await {
+    let alerts = p.store.alerts.clone();
+    match verdicts::sweep_with(&mut p.store.client, &sites, alerts.as_deref()).await {
         Ok(saved) => {
             p.store.metrics.events.add(saved.events);
             if saved.events > 0 {

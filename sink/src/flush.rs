@@ -28,6 +28,8 @@ pub(crate) struct Store {
     pub(crate) db: Database,
     pub(crate) pipeline: Pipeline,
     pub(crate) metrics: Arc<SinkMetrics>,
+    /// The alerting policy, for the sweep's notifications.
+    pub(crate) alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 /// What has been consumed and not yet stored, with where to store it. Shared by the consume

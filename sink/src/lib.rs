@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod codes;
 pub mod config;
+pub mod config_file;
 pub mod consumer;
 pub mod context;
 pub mod database;
@@ -25,4 +26,4 @@ pub mod verdicts;
 pub mod web;
 
 pub use config::SinkConfig;
-pub use consumer::{run, SinkError};
+pub use consumer::{run, run_with, SinkError};

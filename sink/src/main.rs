@@ -3,7 +3,15 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = sitewatch_sink::cli::Cli::parse();
+    // The config file's `sink:` settings, where neither a flag nor the environment gives them.
+    let args = match sitewatch_sink::config_file::args_with_file(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return std::process::ExitCode::from(sitewatch_sink::app::EXIT_CONFIG);
+        }
+    };
+    let cli = sitewatch_sink::cli::Cli::parse_from(args);
     sitewatch_checks::ops::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../migrations/0002_compact_results.sql")),
     (3, include_str!("../migrations/0003_rollups.sql")),
     (4, include_str!("../migrations/0004_verdicts.sql")),
+    (5, include_str!("../migrations/0005_alerts.sql")),
 ];
 
 /// The schema version this build writes.

@@ -34,6 +34,8 @@ pub struct SinkMetrics {
     pub db_up: AtomicBool,
     /// Whether a Kafka broker connection is up (from the client's statistics).
     pub kafka_up: AtomicBool,
+    /// Notifications sent, failed and pending.
+    pub alerts: Arc<crate::alerts::AlertMetrics>,
 }
 
 impl SinkMetrics {
@@ -103,6 +105,7 @@ impl SinkMetrics {
             "Messages in assigned partitions not yet stored and committed.",
             self.lag.get() as f64,
         );
+        self.alerts.write(&mut t);
         t.finish()
     }
 }

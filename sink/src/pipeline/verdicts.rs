@@ -2,13 +2,20 @@
 //! stored (`crate::verdicts` has the rules). Each site's results are applied in
 //! `started_at` order across its locations; redelivered results never reach this step.
 
+use std::sync::Arc;
+
 use tokio_postgres::Transaction;
 
 use super::step::{Step, StepError, StepFuture, Stored, StoredResult};
+use crate::alerts::Alerts;
 use crate::verdicts::{self, Observation, SiteJudge, VerdictError};
 
-/// Judges the batch's sites.
-pub(super) struct Verdicts;
+/// Judges the batch's sites; with an alerting policy, writes the notifications the
+/// verdict changes cause (`crate::alerts::outbox`) in the same transaction.
+#[derive(Default)]
+pub(super) struct Verdicts {
+    pub(super) alerts: Option<Arc<Alerts>>,
+}
 
 impl Step for Verdicts {
     fn name(&self) -> &'static str {
@@ -17,7 +24,11 @@ impl Step for Verdicts {
 
     /// Returns the events written.
     fn apply<'a>(&'a self, tx: &'a Transaction<'a>, stored: &'a Stored<'a>) -> StepFuture<'a> {
-        Box::pin(async move { judge(tx, stored).await.map_err(step_error) })
+        Box::pin(async move {
+            judge(tx, stored, self.alerts.as_deref())
+                .await
+                .map_err(step_error)
+        })
     }
 }
 
@@ -28,7 +39,11 @@ fn step_error(e: VerdictError) -> StepError {
     }
 }
 
-async fn judge(tx: &Transaction<'_>, stored: &Stored<'_>) -> Result<u64, VerdictError> {
+async fn judge(
+    tx: &Transaction<'_>,
+    stored: &Stored<'_>,
+    alerts: Option<&Alerts>,
+) -> Result<u64, VerdictError> {
     if stored.is_empty() {
         return Ok(0);
     }
@@ -50,7 +65,11 @@ async fn judge(tx: &Transaction<'_>, stored: &Stored<'_>) -> Result<u64, Verdict
         }
     }
     let mut judged: Vec<SiteJudge> = sites.into_values().collect();
-    Ok(verdicts::save(tx, &mut judged).await?.events)
+    let saved = verdicts::save(tx, &mut judged).await?;
+    if let Some(alerts) = alerts {
+        crate::alerts::outbox::write(tx, alerts, &saved).await?;
+    }
+    Ok(saved.events)
 }
 
 fn observation<'a>(s: &StoredResult<'a>) -> Observation<'a> {

@@ -3,6 +3,8 @@
 //! result changes nothing downstream. Nothing is partly stored: the transaction commits
 //! or not, and only then are the batch's Kafka offsets committed (by the caller).
 
+use std::sync::Arc;
+
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -14,6 +16,7 @@ use super::sites::SiteFacts;
 use super::step::{Step, StepError, Stored};
 use super::store::{self, InsertMethod};
 use super::verdicts::Verdicts;
+use crate::alerts::Alerts;
 use crate::partitions;
 
 /// Why a batch was not stored (nothing of it was).
@@ -85,12 +88,30 @@ pub struct Pipeline {
 impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
-            steps: vec![Box::new(Rollups), Box::new(SiteFacts), Box::new(Verdicts)],
+            steps: vec![
+                Box::new(Rollups),
+                Box::new(SiteFacts),
+                Box::new(Verdicts::default()),
+            ],
         }
     }
 }
 
 impl Pipeline {
+    /// The default steps; verdict changes also write the notifications `alerts` routes
+    /// (in the same transaction).
+    pub fn with_alerts(alerts: Arc<Alerts>) -> Self {
+        Pipeline {
+            steps: vec![
+                Box::new(Rollups),
+                Box::new(SiteFacts),
+                Box::new(Verdicts {
+                    alerts: Some(alerts),
+                }),
+            ],
+        }
+    }
+
     /// Stores `batch` in one transaction with the default [`InsertMethod`]; a batch the
     /// direct COPY refuses (it holds stored results) is written again through the staging
     /// table.

@@ -13,12 +13,12 @@ mod vote;
 
 pub use load::load;
 pub use location::{Counted, LocationState, Problem, Runs, Status, Thresholds};
-pub use save::{save, Saved};
+pub use save::{save, IncidentChange, Saved, VerdictChange};
 pub use site::{
     Event, EventKind, Incident, Judged, Observation, Policy, SiteJudge, AGENT_OVERLOADED,
     DEFAULT_INTERVAL_MS, MIN_INFERRED_INTERVAL_MS, SILENT_AFTER_INTERVALS,
 };
-pub use sweep::{sweep, sweep_candidates};
+pub use sweep::{sweep, sweep_candidates, sweep_with};
 pub use vote::{vote, Verdict, Vote};
 
 /// Why verdict state could not be read or written.

@@ -8,11 +8,11 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::location::Problem;
-use super::site::SiteJudge;
+use super::site::{EventKind, Incident, SiteJudge};
 use super::VerdictError;
 
 /// What was written.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Saved {
     /// `site_events` rows.
     pub events: u64,
@@ -20,6 +20,36 @@ pub struct Saved {
     pub opened: u64,
     /// Incidents resolved.
     pub resolved: u64,
+    /// Incidents opened or resolved, in order (what notifications follow from).
+    pub changes: Vec<IncidentChange>,
+    /// Verdict changes, in order (what flapping is judged from).
+    pub verdict_changes: Vec<VerdictChange>,
+}
+
+/// An incident opened or resolved by this save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentChange {
+    /// `sites.id`.
+    pub site_id: i32,
+    /// `sites.name`.
+    pub site: String,
+    /// Opened (else resolved).
+    pub opened: bool,
+    /// The incident as written (its `id` is set).
+    pub incident: Incident,
+    /// The site's verdict and its reason after the change.
+    pub verdict: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// A site's verdict changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictChange {
+    /// `sites.id`.
+    pub site_id: i32,
+    /// When (the site's clock).
+    pub at: DateTime<Utc>,
 }
 
 /// Writes every change of `sites`.
@@ -32,6 +62,7 @@ pub async fn save<C: GenericClient>(
     for site in sites.iter_mut() {
         for incident in site.incidents.iter_mut().filter(|i| i.changed) {
             let locations: Vec<&String> = incident.locations.iter().collect();
+            let opened = incident.id.is_none();
             match incident.id {
                 None => {
                     let row = client
@@ -66,9 +97,34 @@ pub async fn save<C: GenericClient>(
                 saved.resolved += 1;
             }
             incident.changed = false;
+            let (verdict, reason) = site.verdict.as_ref().map_or_else(Default::default, |v| {
+                (v.verdict.as_str().to_string(), v.reason.clone())
+            });
+            let change = |opened| IncidentChange {
+                site_id: site.site_id,
+                site: site.name.clone(),
+                opened,
+                incident: incident.clone(),
+                verdict: verdict.clone(),
+                reason: reason.clone(),
+            };
+            if opened {
+                saved.changes.push(change(true));
+            }
+            if incident.resolved_at.is_some() {
+                saved.changes.push(change(false));
+            }
         }
     }
     save_verdicts(client, sites).await?;
+    for site in sites.iter() {
+        for e in site.events.iter().filter(|e| e.kind == EventKind::Verdict) {
+            saved.verdict_changes.push(VerdictChange {
+                site_id: site.site_id,
+                at: e.at,
+            });
+        }
+    }
     saved.events = save_events(client, sites).await?;
     Ok(saved)
 }

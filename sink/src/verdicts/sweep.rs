@@ -39,6 +39,15 @@ pub async fn sweep_candidates(
 
 /// Judges `sites` at the database's clock in one transaction; returns what was written.
 pub async fn sweep(client: &mut Client, sites: &[i32]) -> Result<Saved, VerdictError> {
+    sweep_with(client, sites, None).await
+}
+
+/// As [`sweep`], also writing the notifications the changes cause under `alerts`.
+pub async fn sweep_with(
+    client: &mut Client,
+    sites: &[i32],
+    alerts: Option<&crate::alerts::Alerts>,
+) -> Result<Saved, VerdictError> {
     if sites.is_empty() {
         return Ok(Saved::default());
     }
@@ -56,6 +65,9 @@ pub async fn sweep(client: &mut Client, sites: &[i32]) -> Result<Saved, VerdictE
         .filter_map(|mut site| site.sweep(now).then_some(site))
         .collect();
     let saved = save(&tx, &mut judged).await?;
+    if let Some(alerts) = alerts {
+        crate::alerts::outbox::write(&tx, alerts, &saved).await?;
+    }
     tx.commit().await?;
     Ok(saved)
 }

@@ -137,6 +137,7 @@ async fn site(
         latency: load::latency_series(&client, &site, range).await?,
         incidents: load::incidents(&client, Some(&site.name), range).await?,
         failed: load::failed_checks(&client, &site, load::FAILED_CHECKS).await?,
+        maintenance: super::maintenance::load(&client, &[site.name.as_str()]).await?,
         refresh_seconds: state.refresh(),
         range,
         site,
@@ -188,7 +189,18 @@ async fn status_page(state: &WebState, group: Option<String>) -> Result<Response
         }
     }
     incidents.sort_by_key(|i| std::cmp::Reverse(i.started_at));
+    let names: Vec<&str> = groups
+        .iter()
+        .flat_map(|(_, sites)| sites.iter().map(|s| s.site.name.as_str()))
+        .collect();
+    let now = Utc::now();
+    let maintenance: Vec<_> = super::maintenance::load(&client, &names)
+        .await?
+        .into_iter()
+        .filter(|m| m.ends_at > now)
+        .collect();
     let page = StatusPage {
+        maintenance,
         title: state.args.title.clone(),
         group,
         groups,

@@ -5,6 +5,7 @@ mod charts;
 mod dashboard;
 mod format;
 mod layout;
+mod maintenance;
 mod site;
 mod status;
 

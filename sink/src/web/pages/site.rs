@@ -7,6 +7,7 @@ use maud::{html, Markup};
 use super::charts::{daily_bars, latency_chart, line_colour};
 use super::format::{duration, ms, pct, segment, site_href, time, time_s};
 use super::layout::{page, Nav};
+use super::maintenance::maintenance_table;
 use crate::figures::Source;
 use crate::web::load::{RangeFigures, BAR_DAYS};
 use crate::web::model::{FailedCheck, Incident, LocationSeries, SiteState};
@@ -30,6 +31,8 @@ pub struct SitePage {
     pub incidents: Vec<Incident>,
     /// Last failed checks.
     pub failed: Vec<FailedCheck>,
+    /// Its maintenance periods: recent, in progress and scheduled.
+    pub maintenance: Vec<crate::web::maintenance::Maintenance>,
     /// Seconds between reloads.
     pub refresh_seconds: u64,
 }
@@ -103,6 +106,8 @@ pub fn site_page(p: &SitePage) -> Markup {
             }
             h2 { "Incidents" }
             (incident_table(&p.incidents, true))
+            h2 { "Maintenance" }
+            (maintenance_table(&p.maintenance, Utc::now(), "no maintenance recorded or scheduled"))
             h2 { "Last failed checks" }
             table #failed {
                 thead { tr {

@@ -8,6 +8,7 @@ use maud::{html, Markup};
 use super::charts::daily_bars;
 use super::format::{pct, segment};
 use super::layout::{page, Nav};
+use super::maintenance::maintenance_table;
 use super::site::incident_table;
 use crate::web::load::BAR_DAYS;
 use crate::web::model::{Incident, LocationSeries, SiteState, Verdict};
@@ -34,6 +35,8 @@ pub struct StatusPage {
     pub bars_since: DateTime<Utc>,
     /// Recent incidents of these sites.
     pub incidents: Vec<Incident>,
+    /// Maintenance of these sites: in progress and scheduled.
+    pub maintenance: Vec<crate::web::maintenance::Maintenance>,
     /// Show URLs and error texts.
     pub details: bool,
     /// Seconds between reloads.
@@ -111,6 +114,8 @@ pub fn status_page(p: &StatusPage) -> Markup {
                     }
                 }
             }
+            h2 { "Scheduled maintenance" }
+            (maintenance_table(&p.maintenance, Utc::now(), "no maintenance scheduled"))
             h2 { "Incidents" }
             (incident_table(&p.incidents, p.details))
         },
@@ -173,6 +178,12 @@ mod tests {
                 first_error: Some("secret backend error".into()),
                 locations: vec!["agent-location-eu".into()],
             }],
+            maintenance: vec![crate::web::maintenance::Maintenance {
+                site: "<b>cart</b>".into(),
+                window: "db <upgrade>".into(),
+                starts_at: Utc::now() + chrono::Duration::hours(1),
+                ends_at: Utc::now() + chrono::Duration::hours(2),
+            }],
             details,
             refresh_seconds: 0,
         })
@@ -194,6 +205,8 @@ mod tests {
         ] {
             assert!(!html.contains(hidden), "{hidden} shown");
         }
+        assert!(html.contains("Scheduled maintenance") && html.contains("db &lt;upgrade&gt;"));
+        assert!(html.contains("data-state=\"scheduled\""), "{html}");
         let html = page(true);
         assert!(html.contains("internal.example") && html.contains("secret backend error"));
     }

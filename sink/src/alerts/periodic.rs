@@ -1,0 +1,199 @@
+//! The dispatcher's periodic pass, one transaction at the database's clock (every sink
+//! runs it; idempotency keys make a second run write nothing):
+//!
+//! - flapping sites that kept their verdict for a whole window are stable again;
+//! - an open incident with no trigger for a channel its site is routed to (it was
+//!   suppressed when it opened: silence, maintenance, flapping) gets its trigger once
+//!   nothing suppresses it any more;
+//! - with `reminder_every`, each open incident gets reminder number
+//!   `floor((now - opened_at) / reminder_every)` on each channel that had its trigger
+//!   (a sink that was down does not send the ones it missed, only the latest);
+//! - maintenance windows are recorded per covered site in `maintenance_periods`: the
+//!   occurrences begun (up to a day back) as history, and the next week's as scheduled
+//!   (those not yet begun are replaced on each pass, so they follow the config file).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Client;
+
+use super::file::Alerts;
+use super::notification::NotificationKind;
+use super::outbox::{self, incident_notice, key, load_sites, suppressed, triggered, Outgoing};
+use crate::verdicts::Incident;
+
+/// How far back maintenance windows are recorded (a sink stopped for less catches up).
+const MAINTENANCE_LOOKBACK: chrono::Duration = chrono::Duration::days(1);
+/// How far ahead scheduled maintenance is recorded (for the status page).
+const MAINTENANCE_AHEAD: chrono::Duration = chrono::Duration::days(7);
+
+/// What one pass wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Triggers written late (after their suppression ended).
+    pub triggers: u64,
+    /// Reminders written.
+    pub reminders: u64,
+    /// Sites stable again after flapping.
+    pub stable: u64,
+    /// Maintenance periods recorded (begun or scheduled).
+    pub maintenance: u64,
+}
+
+/// Runs one pass.
+pub async fn pass(client: &mut Client, alerts: &Alerts) -> Result<Pass, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let now: DateTime<Utc> = tx.query_one("SELECT now()", &[]).await?.get(0);
+    let mut done = Pass::default();
+    if let Some(f) = alerts.policy.flapping {
+        let window = chrono::Duration::from_std(f.window).unwrap_or(chrono::Duration::MAX);
+        done.stable = tx
+            .execute(
+                "DELETE FROM flapping_sites WHERE last_change_at <= $1",
+                &[&now
+                    .checked_sub_signed(window)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC)],
+            )
+            .await?;
+    }
+    let open = tx
+        .query(
+            "SELECT id, site_id, started_at, opened_at, locations, first_error_kind, first_error
+             FROM incidents WHERE resolved_at IS NULL ORDER BY id",
+            &[],
+        )
+        .await?;
+    let ids: Vec<i32> = open.iter().map(|r| r.get(1)).collect();
+    let sites = if alerts.policy.routes.is_empty() {
+        Vec::new()
+    } else {
+        load_sites(&tx, &ids).await?
+    };
+    let mut out: Vec<Outgoing> = Vec::new();
+    for row in &open {
+        let site_id: i32 = row.get(1);
+        let Some(site) = sites.iter().find(|s| s.id == site_id) else {
+            continue;
+        };
+        let locations: Vec<String> = row.get(4);
+        let incident = Incident {
+            id: Some(row.get(0)),
+            started_at: row.get(2),
+            opened_at: row.get(3),
+            resolved_at: None,
+            locations: locations.into_iter().collect::<BTreeSet<_>>(),
+            first_error_kind: row.get(5),
+            first_error: row.get(6),
+            changed: false,
+        };
+        if suppressed(&tx, alerts, site, now).await?.is_some() {
+            continue;
+        }
+        let notified = triggered(&tx, incident.id).await?;
+        let routed = alerts
+            .policy
+            .channels_for(&site.name, &site.tags, site.group.as_deref());
+        let down_for = sitewatch_checks::ops::units::format_duration(
+            (now - incident.started_at)
+                .to_std()
+                .map(|d| std::time::Duration::from_secs(d.as_secs()))
+                .unwrap_or_default(),
+        );
+        for channel in &routed {
+            if notified.iter().any(|n| n.as_str() == *channel) {
+                continue;
+            }
+            let summary = format!("{} is down (since {down_for} ago)", site.name);
+            let k = key(&incident, "trigger", channel);
+            out.push(incident_notice(
+                site,
+                &incident,
+                NotificationKind::Trigger,
+                channel,
+                &k,
+                summary,
+                now,
+            ));
+            done.triggers += 1;
+        }
+        let Some(every) = alerts.policy.reminder_every else {
+            continue;
+        };
+        let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+        let n = (now - incident.opened_at).num_milliseconds() / every.num_milliseconds().max(1);
+        if n < 1 {
+            continue;
+        }
+        for channel in routed
+            .iter()
+            .filter(|c| notified.iter().any(|n| n.as_str() == **c))
+        {
+            let summary = format!("{} is still down ({down_for})", site.name);
+            let k = key(&incident, &format!("reminder-{n}"), channel);
+            out.push(incident_notice(
+                site,
+                &incident,
+                NotificationKind::Reminder,
+                channel,
+                &k,
+                summary,
+                now,
+            ));
+        }
+    }
+    let written = outbox::insert(&tx, &out).await?;
+    done.reminders = written.saturating_sub(done.triggers);
+    done.maintenance = record_maintenance(&tx, alerts, now).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Records the maintenance windows begun within the lookback or scheduled within the
+/// next week, per covered site; scheduled ones are replaced (the config may have changed).
+async fn record_maintenance(
+    tx: &tokio_postgres::Transaction<'_>,
+    alerts: &Alerts,
+    now: DateTime<Utc>,
+) -> Result<u64, tokio_postgres::Error> {
+    if alerts.policy.maintenance.is_empty() {
+        return Ok(0);
+    }
+    let all: Vec<i32> = tx
+        .query("SELECT id FROM sites", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let sites = load_sites(tx, &all).await?;
+    tx.execute(
+        "DELETE FROM maintenance_periods WHERE starts_at > $1",
+        &[&now],
+    )
+    .await?;
+    let (mut site, mut name, mut starts, mut ends) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for w in &alerts.policy.maintenance {
+        let occurrences = w.occurrences(now - MAINTENANCE_LOOKBACK, now + MAINTENANCE_AHEAD);
+        for s in sites
+            .iter()
+            .filter(|s| w.covers(&s.name, &s.tags, s.group.as_deref()))
+        {
+            for (from, to) in &occurrences {
+                site.push(s.id);
+                name.push(w.name.clone());
+                starts.push(*from);
+                ends.push(*to);
+            }
+        }
+    }
+    if site.is_empty() {
+        return Ok(0);
+    }
+    tx.execute(
+        "INSERT INTO maintenance_periods (site_id, window_name, starts_at, ends_at)
+         SELECT * FROM UNNEST($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+         ON CONFLICT DO NOTHING",
+        &[&site, &name, &starts, &ends],
+    )
+    .await
+}
