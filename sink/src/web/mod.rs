@@ -8,6 +8,7 @@ mod badge;
 mod config;
 mod error;
 mod load;
+mod maintenance;
 mod metrics;
 mod model;
 mod pages;

@@ -17,6 +17,7 @@ use super::badge;
 use super::config::WebArgs;
 pub use super::error::WebError;
 use super::load::{self, Filter};
+use super::maintenance;
 use super::metrics;
 use super::pages::{self, SitePage, StatusPage};
 use super::range::{self, RangeQuery};
@@ -130,7 +131,10 @@ async fn site(
     let range = q.get()?;
     let client = state.client().await?;
     let site = load::site(&client, &name).await?;
+    let now = Utc::now();
     let page = SitePage {
+        maintenance: maintenance::periods(&client, Some(&[site.id]), load::bars_since(now), now)
+            .await?,
         figures: load::range_figures(&client, &site, range).await?,
         bars_since: load::bars_since(Utc::now()),
         bars: load::daily_bars(&client, &site).await?,
@@ -159,6 +163,9 @@ async fn status_page(state: &WebState, group: Option<String>) -> Result<Response
     }
     let mut groups: Vec<(Option<String>, Vec<pages::StatusSite>)> = Vec::new();
     let mut incidents = Vec::new();
+    let now = Utc::now();
+    let ids: Vec<i32> = public.iter().map(|s| s.id).collect();
+    let mut periods = maintenance::periods(&client, Some(&ids), load::bars_since(now), now).await?;
     let mut sorted = public;
     sorted.sort_by(|a, b| {
         (a.group.is_none(), &a.group, &a.name).cmp(&(b.group.is_none(), &b.group, &b.name))
@@ -177,7 +184,10 @@ async fn status_page(state: &WebState, group: Option<String>) -> Result<Response
             )
             .await?,
         );
+        let (mine, rest) = periods.into_iter().partition(|m| m.site == site.name);
+        periods = rest;
         let entry = pages::StatusSite {
+            maintenance: mine,
             uptime_pct: crate::figures::uptime_pct(checks, down),
             bars,
             site,
