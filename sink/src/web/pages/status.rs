@@ -117,6 +117,7 @@ pub fn status_page(p: &StatusPage) -> Markup {
         p.refresh_seconds,
         html! {
             div #banner class=(format!("banner {verdict}")) data-verdict=(verdict) { (words) }
+            (scheduled(p))
             @for (group, sites) in &p.groups {
                 section.group data-group=(group.as_deref().unwrap_or("")) {
                     h2 {
@@ -132,10 +133,10 @@ pub fn status_page(p: &StatusPage) -> Markup {
                             div.row {
                                 strong { (s.site.name) }
                                 @match maint {
-                                    Some(m) => {
+                                    Some(m) => span {
+                                        span.muted { (m.window) " until " (time(m.ends_at)) " " }
                                         span.pill.maintenance { "Under maintenance" }
-                                        span.muted { " " (m.window) " until " (time(m.ends_at)) }
-                                    }
+                                    },
                                     None => span class=(format!("pill {}", s.site.verdict.as_str())) { (status_text(s.site.verdict)) },
                                 }
                             }
@@ -146,15 +147,14 @@ pub fn status_page(p: &StatusPage) -> Markup {
                     }
                 }
             }
-            h2 { "Scheduled maintenance" }
-            (scheduled(p))
             h2 { "Incidents" }
             (incident_table(&p.incidents, p.details))
         },
     )
 }
 
-/// Maintenance not yet begun, one entry per window occurrence with the sites it covers.
+/// Maintenance not yet begun, under the banner (nothing when there is none), one entry per
+/// window occurrence with the sites it covers.
 fn scheduled(p: &StatusPage) -> Markup {
     let mut entries: Vec<(&Maintenance, Vec<&str>)> = Vec::new();
     let mut upcoming: Vec<&Maintenance> = p
@@ -176,9 +176,8 @@ fn scheduled(p: &StatusPage) -> Markup {
         }
     }
     html! {
-        @if entries.is_empty() {
-            p.muted #scheduled { "No maintenance scheduled." }
-        } @else {
+        @if !entries.is_empty() {
+            h2 { "Scheduled maintenance" }
             ul #scheduled {
                 @for (m, sites) in &entries {
                     li.scheduled data-window=(m.window) data-starts=(m.starts_at.to_rfc3339()) {
