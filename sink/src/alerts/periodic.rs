@@ -195,7 +195,7 @@ async fn record_maintenance(
                   WHERE o.site_id = m.site_id AND o.window_name = m.window_name AND o.starts_at = m.starts_at)";
     let deleted = tx
         .execute(
-            &format!("DELETE FROM maintenance_periods m WHERE m.starts_at > $1 AND {stale}"),
+            &format!("DELETE FROM maintenance_periods m WHERE m.starts_at >= $1 AND {stale}"),
             &[&now, &site, &name, &starts],
         )
         .await?;
@@ -211,14 +211,25 @@ async fn record_maintenance(
     if site.is_empty() {
         return Ok((0, deleted + ended));
     }
-    let recorded = tx
+    // DO NOTHING, then an UPDATE of only the ends that changed: a pass that changes
+    // nothing locks no row (several sinks run it).
+    let inserted = tx
         .execute(
-            "INSERT INTO maintenance_periods AS m (site_id, window_name, starts_at, ends_at)
+            "INSERT INTO maintenance_periods (site_id, window_name, starts_at, ends_at)
              SELECT * FROM UNNEST($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[])
-             ON CONFLICT (site_id, window_name, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at
-             WHERE m.ends_at > $5 AND m.ends_at <> EXCLUDED.ends_at",
+             ON CONFLICT DO NOTHING",
+            &[&site, &name, &starts, &ends],
+        )
+        .await?;
+    let moved = tx
+        .execute(
+            "UPDATE maintenance_periods m SET ends_at = o.ends_at
+             FROM UNNEST($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+                  AS o(site_id, window_name, starts_at, ends_at)
+             WHERE o.site_id = m.site_id AND o.window_name = m.window_name
+               AND o.starts_at = m.starts_at AND m.ends_at > $5 AND m.ends_at <> o.ends_at",
             &[&site, &name, &starts, &ends, &now],
         )
         .await?;
-    Ok((recorded, deleted + ended))
+    Ok((inserted + moved, deleted + ended))
 }

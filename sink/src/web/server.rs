@@ -133,8 +133,13 @@ async fn site(
     let site = load::site(&client, &name).await?;
     let now = Utc::now();
     let page = SitePage {
-        maintenance: maintenance::periods(&client, Some(&[site.id]), load::bars_since(now), now)
-            .await?,
+        maintenance: maintenance::periods(
+            &client,
+            Some(&[site.id]),
+            load::bars_since(now).min(now - range),
+            now,
+        )
+        .await?,
         figures: load::range_figures(&client, &site, range).await?,
         bars_since: load::bars_since(Utc::now()),
         bars: load::daily_bars(&client, &site).await?,

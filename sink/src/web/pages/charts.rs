@@ -69,6 +69,7 @@ fn maintenance_in(
         .filter(|m| m.starts_at < to && m.ends_at > from)
         .map(|m| m.window.as_str())
         .collect();
+    names.sort_unstable();
     names.dedup();
     (total, names)
 }

@@ -31,8 +31,9 @@ pub struct SitePage {
     pub incidents: Vec<Incident>,
     /// Last failed checks.
     pub failed: Vec<FailedCheck>,
-    /// Maintenance periods of the site ending after the first bar's day, by start (the
-    /// bars mark them; the table lists those in the range and the scheduled ones).
+    /// Maintenance periods of the site ending after the first bar's day or the range's
+    /// start (the earlier), by start; the bars mark them, the table lists those in the range
+    /// and the scheduled ones.
     pub maintenance: Vec<Maintenance>,
     /// Seconds between reloads.
     pub refresh_seconds: u64,
