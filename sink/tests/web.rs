@@ -639,6 +639,19 @@ async fn maintenance_shows_on_the_site_page_the_status_page_and_the_api() {
             ("steady", "kernel")
         ]
     );
+    // Dashboard and metrics: the site in a window now.
+    let dashboard = get(&addr, "/", &[]).body;
+    assert_eq!(
+        dashboard.matches("class=\"pill maintenance\"").count(),
+        1,
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("data-maintenance=\"&lt;b&gt;move&lt;/b&gt;\""));
+    let metrics = get(&addr, "/metrics", &[]).body;
+    assert!(metrics.contains(&format!(
+        "sitewatch_site_maintenance{{site=\"{HOSTILE}\",group=\"<i>grp</i>\"}} 1\n"
+    )));
+    assert!(metrics.contains("sitewatch_site_maintenance{site=\"steady\",group=\"Shop\"} 0\n"));
     let one = json(&get(&addr, "/api/v1/maintenance?site=flaky", &[]));
     assert_eq!(one[0]["state"], "scheduled");
     assert_eq!(get(&addr, "/api/v1/maintenance?site=nope", &[]).status, 404);

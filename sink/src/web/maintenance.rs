@@ -68,3 +68,19 @@ pub fn active<'a>(periods: &'a [Maintenance], site: &str) -> Option<&'a Maintena
         .filter(|m| m.site == site && m.state == MaintenanceState::Active)
         .max_by_key(|m| m.ends_at)
 }
+
+/// The window each site is in now (the one ending last), by site name.
+pub async fn active_now(
+    client: &Client,
+) -> Result<std::collections::HashMap<String, String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (s.name) s.name, m.window_name
+             FROM maintenance_periods m JOIN sites s ON s.id = m.site_id
+             WHERE m.ends_at > now() AND m.starts_at <= now()
+             ORDER BY s.name, m.ends_at DESC",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

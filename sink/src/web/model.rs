@@ -132,6 +132,8 @@ pub struct SiteSummary {
     pub uptime: Uptimes,
     /// Its open incident, if any.
     pub open_incident: Option<Incident>,
+    /// The maintenance window it is in now, if any.
+    pub maintenance: Option<String>,
 }
 
 /// A check that did not come out `up`, with its phase timings.
