@@ -2,8 +2,9 @@
 //! and real local webhook receivers (HTTP on 127.0.0.1): a global outage gives exactly one
 //! trigger and one resolve per channel (also when batches are redelivered), a regional
 //! fault none, a receiver failing its first three attempts gets the notification after
-//! retries, a silence or a maintenance window sends nothing, two dispatchers on one
-//! database send each notification once, and the CLI's silences.
+//! retries, a silence or a maintenance window sends nothing (and the pages show the
+//! maintenance), two dispatchers on one database send each notification once, reminders
+//! and one flapping notice, Alertmanager firing then resolved, and the sweep's resolve.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -444,17 +445,21 @@ async fn a_silence_sends_nothing_and_its_end_sends_the_trigger() {
 }
 
 #[tokio::test]
-async fn an_incident_inside_a_maintenance_window_sends_nothing() {
+async fn an_incident_inside_a_maintenance_window_sends_nothing_and_the_pages_show_it() {
     let (receiver, base) = Receiver::start(0).await;
     let start = (Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     let window = format!(
-        "maintenance:\n  - {{ name: move, sites: ['shop'], start: '{start}', duration: 4h }}\n"
+        "maintenance:\n  - {{ name: move, sites: ['shop'], start: '{start}', duration: 4h }}\n  \
+         - {{ name: upgrade, tags: [db], start: '{tomorrow}', duration: 1h }}\n"
     );
     let mut sim = Sim::new(policy(&base, &window)).await;
-    sim.define("shop", &[]).await;
+    sim.define("shop", &["db"]).await;
     sim.define("blog", &[]).await;
     let rows = sim.outage("shop", [Down, Down, Down]);
     sim.write_rows(&rows).await;
+    let blog = sim.round("blog", 0, [Up; 3]);
+    sim.write_rows(&blog).await;
     let pass = sitewatch_sink::alerts::periodic::pass(&mut sim.client, &sim.alerts)
         .await
         .unwrap();
@@ -465,12 +470,17 @@ async fn an_incident_inside_a_maintenance_window_sends_nothing() {
     );
     assert!(sim.outbox().await.is_empty());
     assert!(receiver.received().is_empty());
-    // The window's time is recorded for the site it covers (shop), not for blog.
-    assert_eq!(pass.maintenance, 1);
+    // The windows' time is recorded for the site they cover (shop), not for blog: the one
+    // in progress and the one scheduled for tomorrow, once however often the pass runs.
+    assert_eq!(pass.maintenance, 2);
+    sitewatch_sink::alerts::periodic::pass(&mut sim.client, &sim.alerts)
+        .await
+        .unwrap();
     let recorded: Vec<(String, String)> = sim
         .client
         .query(
-            "SELECT s.name, m.window_name FROM maintenance_periods m JOIN sites s ON s.id = m.site_id",
+            "SELECT s.name, m.window_name FROM maintenance_periods m JOIN sites s ON s.id = m.site_id
+             ORDER BY m.starts_at",
             &[],
         )
         .await
@@ -478,7 +488,60 @@ async fn an_incident_inside_a_maintenance_window_sends_nothing() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(recorded, pairs(&[("shop", "move")]));
+    assert_eq!(recorded, pairs(&[("shop", "move"), ("shop", "upgrade")]));
+
+    // The site page and the public status page list them.
+    let url = sim.db.url();
+    let addr = tokio::task::spawn_blocking(move || web(&url))
+        .await
+        .unwrap();
+    let get = |path: &'static str| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || sitewatch_tests::http::get(&addr, path, &[]))
+    };
+    // The site page lists both; the status page shows shop under maintenance and
+    // tomorrow's window as scheduled.
+    let site = get("/sites/shop").await.unwrap();
+    assert_eq!(site.status, 200, "{}", site.body);
+    assert!(
+        site.body
+            .contains("data-site=\"shop\" data-window=\"move\" data-state=\"active\"")
+            && site
+                .body
+                .contains("data-site=\"shop\" data-window=\"upgrade\" data-state=\"scheduled\""),
+        "{}",
+        site.body
+    );
+    let status = get("/status").await.unwrap();
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert!(
+        status.body.contains("data-maintenance=\"move\"")
+            && status
+                .body
+                .contains("<li class=\"scheduled\" data-window=\"upgrade\"")
+            && status.body.contains("data-site=\"shop\">shop</span>"),
+        "{}",
+        status.body
+    );
+}
+
+/// `sitewatch-sink web` on a free port of its own runtime thread; returns its address.
+fn web(url: &str) -> String {
+    let db = sitewatch_sink::database::Database::new(url, None, None).unwrap();
+    let args = sitewatch_sink::web::WebArgs::from_flags(&[]).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap().to_string()).unwrap();
+            let token = tokio_util::sync::CancellationToken::new();
+            sitewatch_sink::web::serve_on(listener, &db, args, token)
+                .await
+                .unwrap();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap()
 }
 
 #[tokio::test]
@@ -567,4 +630,97 @@ async fn reminders_follow_an_open_incident_and_flapping_sends_one_notice() {
     assert_eq!(flapping, 2, "{outbox:?}");
     let triggers = outbox.iter().filter(|(k, _)| k == "trigger").count();
     assert_eq!(triggers, 2, "only the first incident's: {outbox:?}");
+}
+
+/// Alerts Alertmanager lists for `site` (`query` e.g. `?active=true`).
+fn listed(am: &sitewatch_tests::alertmanager::Alertmanager, site: &str, query: &str) -> usize {
+    am.alerts(query)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["labels"]["site"] == site)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alertmanager_shows_the_incident_firing_then_resolved() {
+    let am = tokio::task::spawn_blocking(sitewatch_tests::alertmanager::Alertmanager::start)
+        .await
+        .unwrap();
+    let yaml = format!(
+        "channels:\n  am: {{ type: alertmanager, url: '{}' }}\nroutes:\n  - channels: [am]\n",
+        am.url()
+    );
+    let alerts = sitewatch_sink::alerts::file::parse(Path::new("test.yaml"), &yaml).unwrap();
+    let mut sim = Sim::new(alerts).await;
+    sim.define("shop", &[]).await;
+    let rows = sim.outage("shop", [Down, Down, Down]);
+    sim.write_rows(&rows[..18]).await;
+    sim.deliver().await;
+    let am = Arc::new(am);
+    let query = {
+        let am = am.clone();
+        move |q: &'static str| {
+            let am = am.clone();
+            tokio::task::spawn_blocking(move || listed(&am, "shop", q))
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while query("?active=true").await.unwrap() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(query("?active=true").await.unwrap(), 1, "firing");
+    sim.write_rows(&rows[18..]).await;
+    sim.deliver().await;
+    assert_eq!(
+        sim.outbox().await,
+        pairs(&[("trigger", "am"), ("resolve", "am")])
+    );
+    assert_eq!(query("?active=true").await.unwrap(), 0, "resolved");
+}
+
+#[tokio::test]
+async fn an_incident_the_sweep_resolves_sends_its_resolve_from_the_sweep() {
+    let (receiver, base) = Receiver::start(0).await;
+    let mut sim = Sim::new(policy(&base, "")).await;
+    // Checks up to now: eu and us fail (a majority: down) until about 35 s ago, then stop
+    // reporting; ap passes until about 10 s ago. No batch sees eu and us silent (3 intervals,
+    // 30 s, behind ap's latest check), the sweep at the database's clock does.
+    sim.start = (Utc::now() - chrono::Duration::seconds(95)).trunc_subsecs(3);
+    sim.define("shop", &[]).await;
+    let mut rows = Vec::new();
+    for round in 0..7 {
+        rows.extend(sim.round("shop", round, [Down, Down, Up]));
+    }
+    for round in 7..9 {
+        let ap = sim.round("shop", round, [Up; 3]);
+        rows.extend(
+            ap.into_iter()
+                .filter(|r| r.result.location.as_deref() == Some("ap")),
+        );
+    }
+    sim.write_rows(&rows).await;
+    assert_eq!(
+        sim.outbox().await,
+        pairs(&[("trigger", "a"), ("trigger", "b")])
+    );
+    let sites = sitewatch_sink::verdicts::sweep_candidates(&sim.client, &[0])
+        .await
+        .unwrap();
+    assert_eq!(sites.len(), 1);
+    let saved = sitewatch_sink::verdicts::sweep_with(&mut sim.client, &sites, Some(&sim.alerts))
+        .await
+        .unwrap();
+    assert_eq!(saved.resolved, 1, "eu and us left the vote: ap passing, up");
+    sim.deliver().await;
+    assert_eq!(
+        sim.outbox().await,
+        pairs(&[
+            ("trigger", "a"),
+            ("trigger", "b"),
+            ("resolve", "a"),
+            ("resolve", "b")
+        ])
+    );
+    assert_eq!(receiver.received().len(), 4);
 }

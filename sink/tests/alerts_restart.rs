@@ -1,15 +1,16 @@
 //! Alerts through the real pieces: results of a global outage go through Kafka (Tansu) to
 //! a sink process with a config file routing to a local webhook receiver. The receiver
 //! refuses everything at first, so the triggers wait in the outbox; the sink is SIGKILLed
-//! there (between the verdict and the delivery), and a new sink process delivers them
-//! after restart: one trigger and one resolve, each key once.
+//! there (between the verdict and the delivery). A second sink is SIGKILLed while the
+//! receiver holds its delivery (received, not yet answered), and a third delivers: the
+//! receiver gets the trigger twice with the same idempotency key, then the resolve.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
 mod support;
 
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,18 +25,29 @@ use sitewatch_tests::fixtures::result;
 use support::{create_topic, produce, TestDb};
 use tokio_postgres::Client;
 
+/// Refuses with 503.
+const REFUSE: u8 = 0;
+/// Records the request, then holds the answer for a minute.
+const HOLD: u8 = 1;
+/// Records the request and answers 200.
+const ACCEPT: u8 = 2;
+
 #[derive(Clone, Default)]
 struct Receiver {
-    accepting: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
     got: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 async fn receive(State(r): State<Receiver>, body: String) -> StatusCode {
-    if !r.accepting.load(Ordering::SeqCst) {
+    let mode = r.mode.load(Ordering::SeqCst);
+    if mode == REFUSE {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
     r.got.lock().unwrap().push(json);
+    if mode == HOLD {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
     StatusCode::OK
 }
 
@@ -62,7 +74,21 @@ async fn until<F: std::future::Future<Output = bool>>(
 }
 
 fn start_sink(broker: &Broker, topic: &str, db: &TestDb, config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sitewatch-sink"))
+    start_sink_listening(broker, topic, db, config, "")
+}
+
+fn start_sink_listening(
+    broker: &Broker,
+    topic: &str,
+    db: &TestDb,
+    config: &std::path::Path,
+    listen: &str,
+) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sitewatch-sink"));
+    if !listen.is_empty() {
+        command.env("SITEWATCH_LISTEN", listen);
+    }
+    command
         .env("SITEWATCH_BROKERS", broker.addr())
         .env("SITEWATCH_TOPIC", topic)
         .env("SITEWATCH_CATALOG_TOPIC", "off")
@@ -156,8 +182,29 @@ async fn a_sink_killed_between_the_verdict_and_the_delivery_delivers_after_resta
         "the trigger was attempted and refused (the resolve waits for it)"
     );
 
-    receiver.accepting.store(true, Ordering::SeqCst);
+    // Killed while the receiver holds the trigger: received, never marked delivered.
+    receiver.mode.store(HOLD, Ordering::SeqCst);
     let mut sink = start_sink(&broker, &topic, &db, &config);
+    let held = until(Duration::from_secs(30), || async {
+        !receiver.got.lock().unwrap().is_empty()
+    })
+    .await;
+    sink.kill().unwrap();
+    sink.wait().unwrap();
+    assert!(held, "the second sink delivered the trigger");
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM notifications WHERE delivered_at IS NULL"
+        )
+        .await,
+        2
+    );
+
+    receiver.mode.store(ACCEPT, Ordering::SeqCst);
+    let port = sitewatch_tests::free_port();
+    let mut sink =
+        start_sink_listening(&broker, &topic, &db, &config, &format!("127.0.0.1:{port}"));
     let delivered = until(Duration::from_secs(60), || async {
         count(
             &client,
@@ -168,17 +215,27 @@ async fn a_sink_killed_between_the_verdict_and_the_delivery_delivers_after_resta
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let metrics = tokio::task::spawn_blocking(move || {
+        sitewatch_tests::http::get(&format!("127.0.0.1:{port}"), "/metrics", &[]).body
+    })
+    .await
+    .unwrap();
     sink.kill().unwrap();
     sink.wait().unwrap();
     assert!(delivered);
+    assert!(
+        metrics.contains("sitewatch_notifications_sent_total{channel=\"hook\"} 2"),
+        "{metrics}"
+    );
     let got = receiver.got.lock().unwrap().clone();
     let kinds: Vec<&str> = got.iter().map(|n| n["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["trigger", "resolve"], "{got:?}");
+    assert_eq!(kinds, ["trigger", "trigger", "resolve"], "{got:?}");
     let keys: Vec<&str> = got
         .iter()
         .map(|n| n["idempotency_key"].as_str().unwrap())
         .collect();
-    assert_ne!(keys[0], keys[1]);
+    assert_eq!(keys[0], keys[1], "the trigger sent twice has one key");
+    assert_ne!(keys[0], keys[2]);
     assert_eq!(
         count(&client, "SELECT count(*) FROM notifications").await,
         2

@@ -1,8 +1,9 @@
 //! A real SMTP server on 127.0.0.1 for tests of email notifications: it speaks enough
-//! ESMTP for lettre (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT), records each
-//! message and can refuse mail with a chosen reply code.
+//! ESMTP for lettre (EHLO, STARTTLS, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT), plain,
+//! with STARTTLS or TLS from the first byte, records each message and can refuse mail with
+//! a chosen reply code.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,26 @@ pub struct Mail {
     pub data: String,
     /// User and password of `AUTH PLAIN`, if the client authenticated.
     pub auth: Option<(String, String)>,
+    /// Whether the message came over TLS.
+    pub tls: bool,
+}
+
+/// How the receiver protects connections.
+#[derive(Clone)]
+pub enum Security {
+    /// Plain text only.
+    None,
+    /// Plain first, `STARTTLS` offered, with this identity.
+    StartTls(native_tls::TlsAcceptor),
+    /// TLS from the first byte, with this identity.
+    Tls(native_tls::TlsAcceptor),
+}
+
+/// A TLS acceptor from a PEM certificate (chain) and its PKCS#8 PEM key.
+pub fn acceptor(cert_pem: &str, key_pem: &str) -> native_tls::TlsAcceptor {
+    let identity =
+        native_tls::Identity::from_pkcs8(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    native_tls::TlsAcceptor::new(identity).unwrap()
 }
 
 impl Mail {
@@ -69,8 +90,13 @@ pub struct SmtpReceiver {
 }
 
 impl SmtpReceiver {
-    /// Starts one on a free loopback port.
+    /// Starts a plain one on a free loopback port.
     pub fn start() -> Self {
+        Self::start_with(Security::None)
+    }
+
+    /// Starts one with the given connection security on a free loopback port.
+    pub fn start_with(security: Security) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
@@ -82,9 +108,9 @@ impl SmtpReceiver {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let s = s.clone();
+                let (s, security) = (s.clone(), security.clone());
                 std::thread::spawn(move || {
-                    let _ = session(conn, &s);
+                    let _ = serve(conn, &s, &security);
                 });
             }
         });
@@ -126,21 +152,78 @@ impl Drop for SmtpReceiver {
     }
 }
 
-fn session(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+fn serve(conn: TcpStream, state: &Mutex<State>, security: &Security) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut out = conn.try_clone()?;
-    let mut reader = BufReader::new(conn);
-    out.write_all(b"220 localhost ESMTP sitewatch-test\r\n")?;
+    let tls_error = |e| std::io::Error::other(format!("TLS handshake: {e}"));
+    match security {
+        Security::None => session(conn, state, false, false).map(|_| ()),
+        Security::Tls(acceptor) => {
+            let tls = acceptor.accept(conn).map_err(tls_error)?;
+            session(tls, state, false, true).map(|_| ())
+        }
+        Security::StartTls(acceptor) => {
+            let Some(conn) = session(conn, state, true, false)? else {
+                return Ok(());
+            };
+            let mut tls = acceptor.accept(conn).map_err(tls_error)?;
+            // After STARTTLS the client greets again (EHLO) without a new banner.
+            session_after_banner(&mut tls, state, true)
+        }
+    }
+}
+
+/// Greets and runs commands; returns the stream when the client asked for STARTTLS.
+fn session<S: Read + Write>(
+    mut stream: S,
+    state: &Mutex<State>,
+    offer_starttls: bool,
+    tls: bool,
+) -> std::io::Result<Option<S>> {
+    stream.write_all(b"220 localhost ESMTP sitewatch-test\r\n")?;
+    let mut reader = BufReader::new(stream);
+    if commands(&mut reader, state, offer_starttls, tls)? {
+        return Ok(Some(reader.into_inner()));
+    }
+    Ok(None)
+}
+
+fn session_after_banner<S: Read + Write>(
+    stream: &mut S,
+    state: &Mutex<State>,
+    tls: bool,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    commands(&mut reader, state, false, tls).map(|_| ())
+}
+
+/// Runs commands until QUIT or EOF (`false`) or STARTTLS (`true`).
+fn commands<S: Read + Write>(
+    reader: &mut BufReader<S>,
+    state: &Mutex<State>,
+    offer_starttls: bool,
+    tls: bool,
+) -> std::io::Result<bool> {
     let (mut from, mut to, mut auth) = (String::new(), Vec::new(), None);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let line = line.trim_end().to_string();
         let upper = line.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
-            "250-localhost\r\n250-AUTH PLAIN\r\n250-8BITMIME\r\n250 SMTPUTF8".into()
+            let starttls = if offer_starttls {
+                "250-STARTTLS\r\n"
+            } else {
+                ""
+            };
+            format!("250-localhost\r\n{starttls}250-AUTH PLAIN\r\n250-8BITMIME\r\n250 SMTPUTF8")
+        } else if upper == "STARTTLS" && offer_starttls {
+            reader
+                .get_mut()
+                .write_all(b"220 2.0.0 ready to start TLS\r\n")?;
+            reader.get_mut().flush()?;
+            return Ok(true);
         } else if upper.starts_with("HELO") {
             "250 localhost".into()
         } else if upper.starts_with("AUTH PLAIN ") {
@@ -169,12 +252,14 @@ fn session(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             to.push(address(&line[8..]));
             "250 2.1.5 ok".into()
         } else if upper == "DATA" {
-            out.write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
+            reader
+                .get_mut()
+                .write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
             let mut data = String::new();
             loop {
                 let mut l = String::new();
                 if reader.read_line(&mut l)? == 0 {
-                    return Ok(());
+                    return Ok(false);
                 }
                 if l == ".\r\n" || l == ".\n" {
                     break;
@@ -187,18 +272,21 @@ fn session(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 to: to.clone(),
                 data,
                 auth: auth.clone(),
+                tls,
             });
             "250 2.0.0 queued".into()
         } else if upper == "RSET" || upper == "NOOP" {
             "250 2.0.0 ok".into()
         } else if upper == "QUIT" {
-            out.write_all(b"221 2.0.0 bye\r\n")?;
-            return Ok(());
+            reader.get_mut().write_all(b"221 2.0.0 bye\r\n")?;
+            return Ok(false);
         } else {
             "502 5.5.2 command not implemented".into()
         };
+        let out = reader.get_mut();
         out.write_all(reply.as_bytes())?;
         out.write_all(b"\r\n")?;
+        out.flush()?;
     }
 }
 

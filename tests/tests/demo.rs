@@ -1,7 +1,8 @@
 //! The first README command, `scripts/demo`, run for a short while with a private
 //! PostgreSQL cluster: it exits 0, its report shows every demo site with the verdict its
 //! scenario implies from three locations (a regional fault seen from ap only is degraded;
-//! sites down everywhere have an open incident), it served the web pages at the address it
+//! sites down everywhere have an open incident, and their triggers reached the demo's webhook
+//! receiver), it served the web pages at the address it
 //! printed, and nothing it started is left running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
@@ -125,6 +126,22 @@ fn the_demo_runs_the_whole_pipeline_and_reports_every_scenario() {
             && stdout.contains("1 of 3 locations failing (quorum 2)"),
         "{stdout}"
     );
+
+    // Incidents went to the demo's webhook receiver: a trigger for each site down
+    // everywhere, none for the regional fault.
+    let received = stdout
+        .split("demo webhook received ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no notifications printed: {stdout}"));
+    for site in ["server-error", "content-changed", "refused"] {
+        assert!(
+            received
+                .lines()
+                .any(|l| l.trim_start().starts_with("trigger") && l.contains(site)),
+            "{site}: {received}"
+        );
+    }
+    assert!(!received.contains("regional"), "{received}");
 
     let left = marked_processes(&mark);
     assert!(left.is_empty(), "left running: {left:?}");

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::secret::{expand, Lookup};
-use super::{http, text, Channel, ChannelConfigError, DeliveryError, DeliveryFuture};
+use super::{http, text, Channel, ChannelConfigError, DeliveryError, DeliveryFuture, Secret};
 use crate::alerts::notification::{Notification, NotificationKind};
 
 /// `alertname` label unless configured.
@@ -44,6 +44,10 @@ pub struct AlertmanagerConfig {
     /// Extra labels added to every alert.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Extra headers sent with every request, e.g. `Authorization` for a proxy in front
+    /// (values may use `${VAR}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
     /// How long a trigger keeps the alert firing without a reminder (default 24h).
     #[serde(default, deserialize_with = "super::duration::optional")]
     pub firing_for: Option<Duration>,
@@ -59,6 +63,7 @@ pub struct AlertmanagerChannel {
     alertname: String,
     severity: String,
     labels: BTreeMap<String, String>,
+    headers: reqwest::header::HeaderMap,
     firing_for: chrono::Duration,
     client: Client,
 }
@@ -74,6 +79,9 @@ impl AlertmanagerChannel {
         let base = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
         let endpoint = http::parse_url(name, "url", &base)?;
         let alertname = config.alertname.as_deref().unwrap_or(DEFAULT_ALERTNAME);
+        if alertname.trim().is_empty() {
+            return Err(ChannelConfigError::invalid(name, "alertname", "is empty"));
+        }
         let mut labels = BTreeMap::new();
         for (key, value) in &config.labels {
             let field = format!("labels.{key}");
@@ -102,6 +110,7 @@ impl AlertmanagerChannel {
             alertname: alertname.to_string(),
             severity: config.severity.clone().unwrap_or_else(|| "critical".into()),
             labels,
+            headers: http::headers(name, &config.headers, lookup)?,
             firing_for,
             client: http::client(name, config.timeout.unwrap_or(http::DEFAULT_TIMEOUT))?,
         })
@@ -158,6 +167,7 @@ impl AlertmanagerChannel {
         let request = self
             .client
             .post(self.endpoint.clone())
+            .headers(self.headers.clone())
             .json(&self.alerts(n));
         http::send(request).await
     }

@@ -3,12 +3,13 @@
 //! notification delivered twice. SMTP 5xx answers are permanent, 4xx and connection
 //! failures retried.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Mailboxes};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 use sha2::Digest;
@@ -52,6 +53,9 @@ pub struct EmailConfig {
     pub from: String,
     /// Recipients.
     pub to: Vec<String>,
+    /// PEM file of a CA to trust besides the system's (e.g. a private relay's certificate).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Timeout of each SMTP command (default 10s).
     #[serde(default, deserialize_with = "super::duration::optional")]
     pub timeout: Option<Duration>,
@@ -95,9 +99,35 @@ impl EmailChannel {
             to.push(mailbox);
         }
         let tls_params = || {
-            TlsParameters::new(host.clone())
+            let mut builder = TlsParameters::builder(host.clone());
+            if let Some(path) = &config.ca_file {
+                let pem = std::fs::read(path).map_err(|e| {
+                    ChannelConfigError::invalid(name, "ca_file", format!("{}: {e}", path.display()))
+                })?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| {
+                    ChannelConfigError::invalid(
+                        name,
+                        "ca_file",
+                        format!(
+                            "{}: not a PEM certificate ({})",
+                            path.display(),
+                            http::chain(&e)
+                        ),
+                    )
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+            builder
+                .build()
                 .map_err(|e| ChannelConfigError::invalid(name, "tls", http::chain(&e)))
         };
+        if config.tls == SmtpTls::None && config.ca_file.is_some() {
+            return Err(ChannelConfigError::invalid(
+                name,
+                "ca_file",
+                "is only used with `tls: starttls` or `tls: tls`",
+            ));
+        }
         let (tls, default_port) = match config.tls {
             SmtpTls::None => (Tls::None, 25),
             SmtpTls::Starttls => (Tls::Required(tls_params()?), 587),

@@ -3,11 +3,14 @@
 //! delivered; 408, 429 and 5xx or a network failure retried; anything else permanent.
 //! Error texts never carry the URL (a Slack URL is itself a secret).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
 
-use super::{ChannelConfigError, DeliveryError};
+use super::secret::{expand, Lookup};
+use super::{ChannelConfigError, DeliveryError, Secret};
 
 /// Per-request timeout when a channel's config does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +42,28 @@ pub fn parse_url(channel: &str, field: &str, text: &str) -> Result<Url, ChannelC
         ));
     }
     Ok(url)
+}
+
+/// Extra headers from the config (`headers.NAME` in errors), values `${VAR}`-expanded and
+/// marked sensitive.
+pub fn headers(
+    channel: &str,
+    config: &BTreeMap<String, Secret>,
+    lookup: Lookup<'_>,
+) -> Result<HeaderMap, ChannelConfigError> {
+    let mut headers = HeaderMap::new();
+    for (key, value) in config {
+        let field = format!("headers.{key}");
+        let name = HeaderName::try_from(key.as_str())
+            .map_err(|_| ChannelConfigError::invalid(channel, &field, "not a valid header name"))?;
+        let value = expand(channel, &field, value.expose(), lookup)?;
+        let mut value = HeaderValue::try_from(value).map_err(|_| {
+            ChannelConfigError::invalid(channel, &field, "not a valid header value")
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
 }
 
 /// Sends `request` and maps the outcome.

@@ -22,4 +22,4 @@ pub use error::{ChannelConfigError, DeliveryError};
 pub use pagerduty::{PagerdutyChannel, PagerdutyConfig};
 pub use secret::{process_env, Lookup, Secret};
 pub use slack::{SlackChannel, SlackConfig};
-pub use webhook::{sign, WebhookChannel, WebhookConfig, PAYLOAD_VERSION};
+pub use webhook::{sign, signer, Signer, WebhookChannel, WebhookConfig, PAYLOAD_VERSION};

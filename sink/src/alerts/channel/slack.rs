@@ -62,16 +62,34 @@ pub(crate) fn message(n: &Notification) -> serde_json::Value {
     let headline = format!("{emoji} {}", text::headline(n));
     let fields: Vec<_> = text::details(n)
         .into_iter()
-        .map(|(label, value)| json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", escape(&value))}))
+        .map(|(label, value)| {
+            let text = format!("*{label}*\n{}", escape(&value));
+            json!({"type": "mrkdwn", "text": clip(&text, FIELD_MAX)})
+        })
         .take(10) // Slack allows at most 10 fields per section.
         .collect();
     json!({
         "text": escape(&headline),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": escape(&headline)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": clip(&escape(&headline), TEXT_MAX)}},
             {"type": "section", "fields": fields},
         ],
     })
+}
+
+/// At most this many characters fit a section field (Slack rejects the whole message).
+const FIELD_MAX: usize = 2000;
+/// At most this many characters fit a section text.
+const TEXT_MAX: usize = 3000;
+
+/// `s` cut to `max` characters, marked with `…` when cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
 }
 
 /// Slack's mrkdwn treats `&`, `<` and `>` as control characters.

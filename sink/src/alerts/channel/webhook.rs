@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::{Client, Url};
 use serde::{Deserialize, Serialize};
 
@@ -43,14 +43,18 @@ struct Envelope<'a> {
     notification: &'a Notification,
 }
 
+/// HMAC-SHA256 keyed with the shared secret.
+pub type Signer = hmac::Hmac<sha2::Sha256>;
+
+/// A [`Signer`] for `secret` (`None` only if the key were rejected; HMAC takes any length).
+pub fn signer(secret: &[u8]) -> Option<Signer> {
+    Signer::new_from_slice(secret).ok()
+}
+
 /// The signature header's value for `body` sent at `timestamp` (unix seconds):
-/// `sha256=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"` keyed with `secret`.
-pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
+/// `sha256=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"`.
+pub fn sign(signer: &Signer, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = signer.clone();
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -67,7 +71,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 pub struct WebhookChannel {
     name: String,
     url: Url,
-    secret: Option<Vec<u8>>,
+    signer: Option<Signer>,
     headers: HeaderMap,
     client: Client,
 }
@@ -81,34 +85,24 @@ impl WebhookChannel {
     ) -> Result<Self, ChannelConfigError> {
         let url = expand(name, "url", config.url.expose(), lookup)?;
         let url = http::parse_url(name, "url", &url)?;
-        let secret = match &config.secret {
+        let signer = match &config.secret {
             Some(s) => {
                 let s = expand(name, "secret", s.expose(), lookup)?;
                 if s.is_empty() {
                     return Err(ChannelConfigError::invalid(name, "secret", "is empty"));
                 }
-                Some(s.into_bytes())
+                Some(signer(s.as_bytes()).ok_or_else(|| {
+                    ChannelConfigError::invalid(name, "secret", "not usable as an HMAC key")
+                })?)
             }
             None => None,
         };
-        let mut headers = HeaderMap::new();
-        for (key, value) in &config.headers {
-            let field = format!("headers.{key}");
-            let header = HeaderName::try_from(key.as_str()).map_err(|_| {
-                ChannelConfigError::invalid(name, &field, "not a valid header name")
-            })?;
-            let value = expand(name, &field, value.expose(), lookup)?;
-            let mut value = HeaderValue::try_from(value).map_err(|_| {
-                ChannelConfigError::invalid(name, &field, "not a valid header value")
-            })?;
-            value.set_sensitive(true);
-            headers.insert(header, value);
-        }
+        let headers = http::headers(name, &config.headers, lookup)?;
         let client = http::client(name, config.timeout.unwrap_or(http::DEFAULT_TIMEOUT))?;
         Ok(Self {
             name: name.to_string(),
             url,
-            secret,
+            signer,
             headers,
             client,
         })
@@ -128,8 +122,8 @@ impl WebhookChannel {
             .header(CONTENT_TYPE, "application/json")
             .header("X-Sitewatch-Timestamp", timestamp.to_string())
             .header("Idempotency-Key", &n.idempotency_key);
-        if let Some(secret) = &self.secret {
-            request = request.header("X-Sitewatch-Signature", sign(secret, timestamp, &body));
+        if let Some(signer) = &self.signer {
+            request = request.header("X-Sitewatch-Signature", sign(signer, timestamp, &body));
         }
         http::send(request.body(body)).await
     }
