@@ -517,3 +517,143 @@ async fn the_binary_serves_pages_with_a_role_that_may_only_select() {
         assert_eq!(status, 200, "{path}");
     }
 }
+
+/// Inserts a maintenance period of `site` (as the sink's alerting pass records them).
+async fn maintenance(
+    client: &tokio_postgres::Client,
+    site: &str,
+    window: &str,
+    starts_at: chrono::DateTime<Utc>,
+    ends_at: chrono::DateTime<Utc>,
+) {
+    client
+        .execute(
+            "INSERT INTO maintenance_periods (site_id, window_name, starts_at, ends_at)
+             SELECT id, $2, $3, $4 FROM sites WHERE name = $1",
+            &[&site, &window, &starts_at, &ends_at],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn maintenance_shows_on_the_site_page_the_status_page_and_the_api() {
+    use chrono::{DurationRound, TimeDelta};
+    let db = filled().await;
+    let client = db.client().await;
+    let now = Utc::now().trunc_subsecs(0);
+    let past_day = (now - TimeDelta::days(3))
+        .duration_trunc(TimeDelta::days(1))
+        .unwrap();
+    let hour = TimeDelta::hours(1);
+    // steady: one ended 3 days ago (2 h), one scheduled in 2 days; the hostile site (down)
+    // is in a window with a hostile name now; flaky (not public) has one scheduled.
+    let past = (past_day + hour * 10, past_day + hour * 12);
+    maintenance(&client, "steady", "db-upgrade", past.0, past.1).await;
+    let kernel = (
+        now + TimeDelta::days(2),
+        now + TimeDelta::days(2) + hour / 2,
+    );
+    maintenance(&client, "steady", "kernel", kernel.0, kernel.1).await;
+    maintenance(&client, HOSTILE, "<b>move</b>", now - hour, now + hour).await;
+    let secret = (now + TimeDelta::days(1), now + TimeDelta::days(1) + hour);
+    maintenance(&client, "flaky", "secret-flaky-window", secret.0, secret.1).await;
+    let (addr, token) = start(&db.url(), &[]);
+
+    // Site page: the range's and the scheduled periods, and the marked day.
+    let page = get(&addr, "/sites/steady?range=7d", &[]).body;
+    assert!(
+        page.contains("data-window=\"db-upgrade\" data-state=\"ended\"")
+            && page.contains("data-window=\"kernel\" data-state=\"scheduled\""),
+        "{page}"
+    );
+    assert_eq!(page.matches("<tr class=\"maintenance\"").count(), 2);
+    assert!(page.contains(&format!(
+        "data-day=\"{}\" data-maintenance-seconds=\"7200\"",
+        past_day.format("%Y-%m-%d")
+    )));
+    assert!(page.contains("maintenance 2h 0m (db-upgrade)"));
+    assert_eq!(
+        page.matches("data-maintenance-seconds=").count(),
+        2,
+        "one marked day per location"
+    );
+    let day = get(&addr, "/sites/steady?range=24h", &[]).body;
+    assert!(!day.contains("data-window=\"db-upgrade\"") && day.contains("data-window=\"kernel\""));
+    let hostile = get(&addr, &site_path(HOSTILE), &[]).body;
+    assert!(
+        hostile.contains("data-window=\"&lt;b&gt;move&lt;/b&gt;\" data-state=\"active\""),
+        "{hostile}"
+    );
+    assert!(!hostile.contains("<b>move</b>"));
+
+    // Status page: a down site in maintenance is no outage; scheduled maintenance of public
+    // sites only.
+    let status = get(&addr, "/status", &[]).body;
+    assert!(
+        status.contains("data-verdict=\"maintenance\">Maintenance in progress<"),
+        "{status}"
+    );
+    assert!(!status.contains("Partial outage") && !status.contains("Major outage"));
+    assert!(status.contains("data-maintenance=\"&lt;b&gt;move&lt;/b&gt;\""));
+    assert!(status.contains("Under maintenance") && !status.contains("<b>move</b>"));
+    assert!(status.contains(&format!(
+        "data-window=\"kernel\" data-starts=\"{}\"",
+        kernel.0.to_rfc3339()
+    )));
+    assert!(status.contains("<span class=\"site\" data-site=\"steady\">steady</span>"));
+    assert!(!status.contains("secret-flaky-window"), "not public");
+    let shop = get(&addr, "/status/Shop", &[]).body;
+    assert!(shop.contains("All systems operational") && shop.contains("data-window=\"kernel\""));
+
+    // API: per site over the range, and all sites.
+    let api = json(&get(&addr, "/api/v1/sites/steady?range=7d", &[]));
+    let periods = api["maintenance"].as_array().unwrap();
+    let seen: Vec<(&str, &str, i64)> = periods
+        .iter()
+        .map(|m| {
+            (
+                m["window"].as_str().unwrap(),
+                m["state"].as_str().unwrap(),
+                m["duration_seconds"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("db-upgrade", "ended", 7200), ("kernel", "scheduled", 1800)]
+    );
+    let all = json(&get(&addr, "/api/v1/maintenance?range=7d", &[]));
+    let windows: Vec<(&str, &str)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["site"].as_str().unwrap(), m["window"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        windows,
+        [
+            ("steady", "db-upgrade"),
+            (HOSTILE, "<b>move</b>"),
+            ("flaky", "secret-flaky-window"),
+            ("steady", "kernel")
+        ]
+    );
+    // Dashboard and metrics: the site in a window now.
+    let dashboard = get(&addr, "/", &[]).body;
+    assert_eq!(
+        dashboard.matches("class=\"pill maintenance\"").count(),
+        1,
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("data-maintenance=\"&lt;b&gt;move&lt;/b&gt;\""));
+    let metrics = get(&addr, "/metrics", &[]).body;
+    assert!(metrics.contains(&format!(
+        "sitewatch_site_maintenance{{site=\"{HOSTILE}\",group=\"<i>grp</i>\"}} 1\n"
+    )));
+    assert!(metrics.contains("sitewatch_site_maintenance{site=\"steady\",group=\"Shop\"} 0\n"));
+    let one = json(&get(&addr, "/api/v1/maintenance?site=flaky", &[]));
+    assert_eq!(one[0]["state"], "scheduled");
+    assert_eq!(get(&addr, "/api/v1/maintenance?site=nope", &[]).status, 404);
+    token.cancel();
+}

@@ -3,7 +3,7 @@
 //! rounds into a Tansu topic (with its site catalog: groups, tags, public sites), the sink
 //! stores them and judges verdicts, `sitewatch-sink web` serves them. The DOM is asserted
 //! (sites and verdicts, location states, daily bars with their figures, incidents, failed
-//! checks, the public status page, escaping) and screenshots are kept as artifacts under the
+//! checks, the public status page with scheduled maintenance, escaping) and screenshots are kept as artifacts under the
 //! target directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
@@ -203,6 +203,16 @@ async fn dashboard_site_and_status_pages_in_chromium_after_a_real_pipeline_run()
     );
     assert!(regional.contains("<tr data-location=\"us\"><td>us</td><td><span class=\"pill up\""));
 
+    // Maintenance scheduled as the sink records it: shop's is public, regional's is not.
+    db.client()
+        .await
+        .batch_execute(
+            "INSERT INTO maintenance_periods (site_id, window_name, starts_at, ends_at)
+             SELECT id, name || '-upgrade', now() + interval '1 day', now() + interval '26 hours'
+             FROM sites WHERE name IN ('shop', 'regional')",
+        )
+        .await
+        .unwrap();
     let status = tokio::task::spawn_blocking({
         let base = base.clone();
         move || browser::dump_dom(&format!("{base}/status"))
@@ -220,6 +230,11 @@ async fn dashboard_site_and_status_pages_in_chromium_after_a_real_pipeline_run()
         "{status}"
     );
     assert!(!status.contains("regional"));
+    assert!(
+        status.contains("data-window=\"shop-upgrade\"")
+            && status.contains("<span class=\"site\" data-site=\"shop\">shop</span>"),
+        "{status}"
+    );
     assert!(status.contains("data-group=\"Shop\"") && status.contains("data-group=\"API\""));
     assert_eq!(status.matches("class=\"bar ").count(), 4 * 90);
     assert_eq!(

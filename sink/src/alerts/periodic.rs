@@ -8,9 +8,13 @@
 //! - with `reminder_every`, each open incident gets reminder number
 //!   `floor((now - opened_at) / reminder_every)` on each channel that had its trigger
 //!   (a sink that was down does not send the ones it missed, only the latest);
-//! - maintenance windows are recorded per covered site in `maintenance_periods`: the
-//!   occurrences begun (up to a day back) as history, and the next week's as scheduled
-//!   (those not yet begun are replaced on each pass, so they follow the config file).
+//! - maintenance windows are recorded per covered site in `maintenance_periods`, from a
+//!   day back (a sink stopped for less catches up) to [`MAINTENANCE_AHEAD`] ahead, so the
+//!   web role (which only reads the database) can show scheduled maintenance. The config is
+//!   the truth for what has not ended: a row that has not begun and is no longer an
+//!   occurrence of a configured window covering its site (window removed, moved, or the
+//!   site no longer covered) is deleted; one in progress is ended now; a changed duration
+//!   moves the end of rows that have not ended. Ended rows are history and never change.
 
 use std::collections::BTreeSet;
 
@@ -24,8 +28,9 @@ use crate::verdicts::Incident;
 
 /// How far back maintenance windows are recorded (a sink stopped for less catches up).
 const MAINTENANCE_LOOKBACK: chrono::Duration = chrono::Duration::days(1);
-/// How far ahead scheduled maintenance is recorded (for the status page).
-const MAINTENANCE_AHEAD: chrono::Duration = chrono::Duration::days(7);
+
+/// How far ahead maintenance windows are recorded (shown as scheduled on the pages).
+pub const MAINTENANCE_AHEAD: chrono::Duration = chrono::Duration::days(7);
 
 /// What one pass wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +41,11 @@ pub struct Pass {
     pub reminders: u64,
     /// Sites stable again after flapping.
     pub stable: u64,
-    /// Maintenance periods recorded (begun or scheduled).
+    /// Maintenance periods recorded (new, or their end moved).
     pub maintenance: u64,
+    /// Maintenance periods that are no longer configured: not begun (deleted) or in
+    /// progress (ended now).
+    pub maintenance_dropped: u64,
 }
 
 /// Runs one pass.
@@ -143,57 +151,85 @@ pub async fn pass(client: &mut Client, alerts: &Alerts) -> Result<Pass, tokio_po
     }
     let written = outbox::insert(&tx, &out).await?;
     done.reminders = written.saturating_sub(done.triggers);
-    done.maintenance = record_maintenance(&tx, alerts, now).await?;
+    (done.maintenance, done.maintenance_dropped) = record_maintenance(&tx, alerts, now).await?;
     tx.commit().await?;
     Ok(done)
 }
 
-/// Records the maintenance windows begun within the lookback or scheduled within the
-/// next week, per covered site; scheduled ones are replaced (the config may have changed).
+/// Records the maintenance windows' occurrences from [`MAINTENANCE_LOOKBACK`] back to
+/// [`MAINTENANCE_AHEAD`] ahead, per covered site, and drops the rows not ended that the
+/// config no longer gives (see the module doc). Returns (recorded, dropped).
 async fn record_maintenance(
     tx: &tokio_postgres::Transaction<'_>,
     alerts: &Alerts,
     now: DateTime<Utc>,
-) -> Result<u64, tokio_postgres::Error> {
-    if alerts.policy.maintenance.is_empty() {
-        return Ok(0);
-    }
-    let all: Vec<i32> = tx
-        .query("SELECT id FROM sites", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let sites = load_sites(tx, &all).await?;
-    tx.execute(
-        "DELETE FROM maintenance_periods WHERE starts_at > $1",
-        &[&now],
-    )
-    .await?;
+) -> Result<(u64, u64), tokio_postgres::Error> {
     let (mut site, mut name, mut starts, mut ends) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for w in &alerts.policy.maintenance {
-        let occurrences = w.occurrences(now - MAINTENANCE_LOOKBACK, now + MAINTENANCE_AHEAD);
-        for s in sites
+    if !alerts.policy.maintenance.is_empty() {
+        let all: Vec<i32> = tx
+            .query("SELECT id FROM sites", &[])
+            .await?
             .iter()
-            .filter(|s| w.covers(&s.name, &s.tags, s.group.as_deref()))
-        {
-            for (from, to) in &occurrences {
-                site.push(s.id);
-                name.push(w.name.clone());
-                starts.push(*from);
-                ends.push(*to);
+            .map(|r| r.get(0))
+            .collect();
+        let sites = load_sites(tx, &all).await?;
+        for w in &alerts.policy.maintenance {
+            let occurrences = w.occurrences(now - MAINTENANCE_LOOKBACK, now + MAINTENANCE_AHEAD);
+            for s in sites
+                .iter()
+                .filter(|s| w.covers(&s.name, &s.tags, s.group.as_deref()))
+            {
+                for (from, to) in &occurrences {
+                    site.push(s.id);
+                    name.push(w.name.clone());
+                    starts.push(*from);
+                    ends.push(*to);
+                }
             }
         }
     }
+    // Rows not ended that are not among the occurrences: deleted before they begin, ended
+    // now while in progress (the notifications already follow the config).
+    let stale = "NOT EXISTS (SELECT 1 FROM UNNEST($2::int[], $3::text[], $4::timestamptz[]) AS o(site_id, window_name, starts_at)
+                  WHERE o.site_id = m.site_id AND o.window_name = m.window_name AND o.starts_at = m.starts_at)";
+    let deleted = tx
+        .execute(
+            &format!("DELETE FROM maintenance_periods m WHERE m.starts_at >= $1 AND {stale}"),
+            &[&now, &site, &name, &starts],
+        )
+        .await?;
+    let ended = tx
+        .execute(
+            &format!(
+                "UPDATE maintenance_periods m SET ends_at = $1
+                 WHERE m.starts_at < $1 AND m.ends_at > $1 AND {stale}"
+            ),
+            &[&now, &site, &name, &starts],
+        )
+        .await?;
     if site.is_empty() {
-        return Ok(0);
+        return Ok((0, deleted + ended));
     }
-    tx.execute(
-        "INSERT INTO maintenance_periods (site_id, window_name, starts_at, ends_at)
-         SELECT * FROM UNNEST($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[])
-         ON CONFLICT DO NOTHING",
-        &[&site, &name, &starts, &ends],
-    )
-    .await
+    // DO NOTHING, then an UPDATE of only the ends that changed: a pass that changes
+    // nothing locks no row (several sinks run it).
+    let inserted = tx
+        .execute(
+            "INSERT INTO maintenance_periods (site_id, window_name, starts_at, ends_at)
+             SELECT * FROM UNNEST($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+             ON CONFLICT DO NOTHING",
+            &[&site, &name, &starts, &ends],
+        )
+        .await?;
+    let moved = tx
+        .execute(
+            "UPDATE maintenance_periods m SET ends_at = o.ends_at
+             FROM UNNEST($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+                  AS o(site_id, window_name, starts_at, ends_at)
+             WHERE o.site_id = m.site_id AND o.window_name = m.window_name
+               AND o.starts_at = m.starts_at AND m.ends_at > $5 AND m.ends_at <> o.ends_at",
+            &[&site, &name, &starts, &ends, &now],
+        )
+        .await?;
+    Ok((inserted + moved, deleted + ended))
 }

@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, WebError};
 use super::load::{self, Filter};
-use super::model::{FailedCheck, Incident, LocationSeries, SiteSummary};
+use super::maintenance as periods;
+use super::model::{FailedCheck, Incident, LocationSeries, Maintenance, SiteSummary};
 use super::range::RangeQuery;
 use super::server::WebState;
 
@@ -29,6 +30,7 @@ pub fn routes() -> Router<Arc<WebState>> {
         .route("/sites/{name}/latency", get(latency))
         .route("/sites/{name}/failures", get(failures))
         .route("/incidents", get(incidents))
+        .route("/maintenance", get(maintenance))
         .fallback(|| async { ApiError(WebError::NotFound("no such API endpoint".into())) })
 }
 
@@ -58,9 +60,19 @@ async fn site(
         .await?
         .into_iter()
         .find(|i| i.ended_at.is_none());
-    Ok(Json(
-        json!({ "site": site, "figures": figures, "open_incident": open }),
-    ))
+    let maintenance = periods::periods(
+        &client,
+        Some(&[site.id]),
+        figures.until - range,
+        figures.until,
+    )
+    .await?;
+    Ok(Json(json!({
+        "site": site,
+        "figures": figures,
+        "open_incident": open,
+        "maintenance": maintenance,
+    })))
 }
 
 async fn uptime(
@@ -150,5 +162,23 @@ async fn incidents(
     }
     Ok(Json(
         load::incidents(&client, q.site.as_deref(), range).await?,
+    ))
+}
+
+/// Maintenance periods of one site (`?site=`) or all, ending within `?range=` back from now
+/// or later: ended, active and scheduled.
+async fn maintenance(
+    State(state): Shared,
+    Query(q): Query<IncidentQuery>,
+) -> ApiResult<Vec<Maintenance>> {
+    let range = RangeQuery { range: q.range }.get()?;
+    let client = state.pool.get().await?;
+    let ids = match &q.site {
+        Some(name) => Some(vec![load::site(&client, name).await?.id]),
+        None => None,
+    };
+    let now = Utc::now();
+    Ok(Json(
+        periods::periods(&client, ids.as_deref(), now - range, now).await?,
     ))
 }

@@ -51,7 +51,7 @@ fn midnight_days_ago(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
 }
 
 /// Every site (as `filter` keeps), worst verdict first, with uptime over 24 h / 7 d / 30 d /
-/// 90 d, p95 over 24 h and its open incident. Figures come from the rollups: 24 h from the
+/// 90 d, p95 over 24 h, its open incident and the maintenance window it is in. Figures come from the rollups: 24 h from the
 /// hourly rows since the hour a day ago, the rest from the daily rows since midnight UTC.
 /// The three independent reads run at once, each on a connection of its own.
 pub async fn summaries(pool: &Pool, filter: &Filter) -> Result<Vec<SiteSummary>, WebError> {
@@ -62,10 +62,11 @@ pub async fn summaries(pool: &Pool, filter: &Filter) -> Result<Vec<SiteSummary>,
         .unwrap_or(day_ago);
     let starts = [7, 30, 90].map(|d| midnight_days_ago(now, d));
     let (a, b, c) = (pool.get().await?, pool.get().await?, pool.get().await?);
-    let ((sites, mut open), mut last_day, mut long) = tokio::try_join!(
+    let ((sites, mut open, mut maintenance), mut last_day, mut long) = tokio::try_join!(
         async {
             let sites = verdicts::sites(&a).await?;
-            Ok::<_, WebError>((sites, verdicts::open_incidents(&a).await?))
+            let open = verdicts::open_incidents(&a).await?;
+            Ok::<_, WebError>((sites, open, super::maintenance::active_now(&a).await?))
         },
         async { Ok(figures::by_site(&**b, Source::HourlyRollups, hour, None).await?) },
         async { Ok(figures::counts_by_site(&**c, Source::DailyRollups, &starts).await?) },
@@ -90,6 +91,7 @@ pub async fn summaries(pool: &Pool, filter: &Filter) -> Result<Vec<SiteSummary>,
                     p95_ms_24h: day.p95_ms,
                 },
                 open_incident: open.remove(&site.name),
+                maintenance: maintenance.remove(&site.name),
                 site,
             }
         })

@@ -84,6 +84,15 @@ pub fn text(rows: &[SiteSummary]) -> String {
         "1 while the site has an open incident.",
         &open,
     );
+    let maintenance: Vec<_> = rows
+        .iter()
+        .map(|r| (labels(r), if r.maintenance.is_some() { 1.0 } else { 0.0 }))
+        .collect();
+    t.gauge_labelled(
+        "sitewatch_site_maintenance",
+        "1 while the site is in a maintenance window of the sink's config (to inhibit alerts).",
+        &maintenance,
+    );
     let mut locations = Vec::new();
     for r in rows {
         for l in &r.site.locations {

@@ -8,7 +8,7 @@ mod badge;
 mod config;
 mod error;
 mod load;
-pub mod maintenance;
+mod maintenance;
 mod metrics;
 mod model;
 mod pages;

@@ -132,6 +132,8 @@ pub struct SiteSummary {
     pub uptime: Uptimes,
     /// Its open incident, if any.
     pub open_incident: Option<Incident>,
+    /// The maintenance window it is in now, if any.
+    pub maintenance: Option<String>,
 }
 
 /// A check that did not come out `up`, with its phase timings.
@@ -191,4 +193,44 @@ pub struct LocationSeries {
     pub location: String,
     /// Its buckets, oldest first; days or hours without checks are absent.
     pub points: Vec<BucketPoint>,
+}
+
+/// Where a maintenance period stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceState {
+    /// Over.
+    Ended,
+    /// In progress now.
+    Active,
+    /// Not begun (scheduled).
+    Scheduled,
+}
+
+impl MaintenanceState {
+    /// Its name as shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaintenanceState::Ended => "ended",
+            MaintenanceState::Active => "active",
+            MaintenanceState::Scheduled => "scheduled",
+        }
+    }
+}
+
+/// One occurrence of a maintenance window for one site, as the sink recorded it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Maintenance {
+    /// The site.
+    pub site: String,
+    /// The window's name in the sink's config file.
+    pub window: String,
+    /// When it starts.
+    pub starts_at: DateTime<Utc>,
+    /// When it ends.
+    pub ends_at: DateTime<Utc>,
+    /// Its length, seconds.
+    pub duration_seconds: i64,
+    /// Ended, active or scheduled, at the time of the request.
+    pub state: MaintenanceState,
 }

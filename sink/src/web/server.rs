@@ -17,6 +17,7 @@ use super::badge;
 use super::config::WebArgs;
 pub use super::error::WebError;
 use super::load::{self, Filter};
+use super::maintenance;
 use super::metrics;
 use super::pages::{self, SitePage, StatusPage};
 use super::range::{self, RangeQuery};
@@ -130,14 +131,21 @@ async fn site(
     let range = q.get()?;
     let client = state.client().await?;
     let site = load::site(&client, &name).await?;
+    let now = Utc::now();
     let page = SitePage {
+        maintenance: maintenance::periods(
+            &client,
+            Some(&[site.id]),
+            load::bars_since(now).min(now - range),
+            now,
+        )
+        .await?,
         figures: load::range_figures(&client, &site, range).await?,
         bars_since: load::bars_since(Utc::now()),
         bars: load::daily_bars(&client, &site).await?,
         latency: load::latency_series(&client, &site, range).await?,
         incidents: load::incidents(&client, Some(&site.name), range).await?,
         failed: load::failed_checks(&client, &site, load::FAILED_CHECKS).await?,
-        maintenance: super::maintenance::load(&client, &[site.name.as_str()]).await?,
         refresh_seconds: state.refresh(),
         range,
         site,
@@ -160,6 +168,9 @@ async fn status_page(state: &WebState, group: Option<String>) -> Result<Response
     }
     let mut groups: Vec<(Option<String>, Vec<pages::StatusSite>)> = Vec::new();
     let mut incidents = Vec::new();
+    let now = Utc::now();
+    let ids: Vec<i32> = public.iter().map(|s| s.id).collect();
+    let mut periods = maintenance::periods(&client, Some(&ids), load::bars_since(now), now).await?;
     let mut sorted = public;
     sorted.sort_by(|a, b| {
         (a.group.is_none(), &a.group, &a.name).cmp(&(b.group.is_none(), &b.group, &b.name))
@@ -178,7 +189,10 @@ async fn status_page(state: &WebState, group: Option<String>) -> Result<Response
             )
             .await?,
         );
+        let (mine, rest) = periods.into_iter().partition(|m| m.site == site.name);
+        periods = rest;
         let entry = pages::StatusSite {
+            maintenance: mine,
             uptime_pct: crate::figures::uptime_pct(checks, down),
             bars,
             site,
@@ -189,18 +203,7 @@ async fn status_page(state: &WebState, group: Option<String>) -> Result<Response
         }
     }
     incidents.sort_by_key(|i| std::cmp::Reverse(i.started_at));
-    let names: Vec<&str> = groups
-        .iter()
-        .flat_map(|(_, sites)| sites.iter().map(|s| s.site.name.as_str()))
-        .collect();
-    let now = Utc::now();
-    let maintenance: Vec<_> = super::maintenance::load(&client, &names)
-        .await?
-        .into_iter()
-        .filter(|m| m.ends_at > now)
-        .collect();
     let page = StatusPage {
-        maintenance,
         title: state.args.title.clone(),
         group,
         groups,

@@ -1,17 +1,20 @@
-//! Inline SVG: a row of daily bars coloured by uptime, and a latency chart (p50 solid, p95
+//! Inline SVG: a row of daily bars coloured by uptime (a day with maintenance gets a
+//! marker above its bar and the maintenance in its hover text), and a latency chart (p50 solid, p95
 //! dashed, one colour per location). Numbers are computed here; every text (location
 //! names, figures on hover) goes through maud's escaping.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::{html, Markup};
 
-use super::format::{ms, pct, uptime_class, uptime_fill};
-use crate::web::model::{BucketPoint, LocationSeries};
+use super::format::{duration, ms, pct, uptime_class, uptime_fill};
+use crate::web::model::{BucketPoint, LocationSeries, Maintenance};
 
 /// Width of one day's bar and the gap after it, px.
 const BAR_W: i64 = 6;
 const BAR_GAP: i64 = 2;
 const BAR_H: i64 = 28;
+/// Height of the maintenance marker above a bar, px.
+const MARK_H: i64 = 4;
 
 /// Colours of the locations' lines, in order.
 const LINE_COLOURS: [&str; 6] = [
@@ -40,21 +43,70 @@ fn day_tip(day: DateTime<Utc>, p: Option<&BucketPoint>) -> String {
     }
 }
 
-/// `days` bars from `first` (midnight UTC), one per day, missing days grey.
-pub fn daily_bars(series: &LocationSeries, first: DateTime<Utc>, days: i64) -> Markup {
+/// Seconds of `[from, to)` inside any of `periods` (overlapping periods counted once), and
+/// the windows' names.
+fn maintenance_in(
+    periods: &[Maintenance],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (i64, Vec<&str>) {
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = periods
+        .iter()
+        .filter(|m| m.starts_at < to && m.ends_at > from)
+        .map(|m| (m.starts_at.max(from), m.ends_at.min(to)))
+        .collect();
+    spans.sort();
+    let (mut total, mut reach) = (0, from);
+    for (s, e) in spans {
+        let s = s.max(reach);
+        if e > s {
+            total += (e - s).num_seconds();
+            reach = e;
+        }
+    }
+    let mut names: Vec<&str> = periods
+        .iter()
+        .filter(|m| m.starts_at < to && m.ends_at > from)
+        .map(|m| m.window.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    (total, names)
+}
+
+/// `days` bars from `first` (midnight UTC), one per day, missing days grey; days with
+/// some of `maintenance` (the site's periods) marked.
+pub fn daily_bars(
+    series: &LocationSeries,
+    first: DateTime<Utc>,
+    days: i64,
+    maintenance: &[Maintenance],
+) -> Markup {
     let width = days * (BAR_W + BAR_GAP);
+    let height = BAR_H + MARK_H + 1;
     html! {
-        svg.bars width=(width) height=(BAR_H) viewBox=(format!("0 0 {width} {BAR_H}"))
+        svg.bars width=(width) height=(height) viewBox=(format!("0 0 {width} {height}"))
             role="img" aria-label=(format!("daily uptime, {}", series.location))
             data-location=(series.location) {
             @for i in 0..days {
                 @let day = first + TimeDelta::days(i);
                 @let p = series.points.iter().find(|p| p.bucket == day);
                 @let class = uptime_class(p.and_then(|p| p.uptime_pct));
-                rect class=(format!("bar {class}")) x=(i * (BAR_W + BAR_GAP)) y="0"
+                @let (maint, names) = maintenance_in(maintenance, day, day + TimeDelta::days(1));
+                @let tip = if maint > 0 {
+                    format!("{}\nmaintenance {} ({})", day_tip(day, p), duration(maint), names.join(", "))
+                } else {
+                    day_tip(day, p)
+                };
+                @if maint > 0 {
+                    rect.maint-mark x=(i * (BAR_W + BAR_GAP)) y="0" width=(BAR_W) height=(MARK_H)
+                        fill="#5b6b8c" data-day=(day.format("%Y-%m-%d").to_string()) data-tip=(tip) {}
+                }
+                rect class=(format!("bar {class}")) x=(i * (BAR_W + BAR_GAP)) y=(MARK_H + 1)
                     width=(BAR_W) height=(BAR_H) rx="1" fill=(uptime_fill(class))
                     data-day=(day.format("%Y-%m-%d").to_string())
-                    data-tip=(day_tip(day, p)) {}
+                    data-maintenance-seconds=[(maint > 0).then_some(maint)]
+                    data-tip=(tip) {}
             }
         }
     }

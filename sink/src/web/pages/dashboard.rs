@@ -76,7 +76,11 @@ fn row(r: &SiteSummary) -> Markup {
                 @for t in &s.tags { " " span.muted.tag { "#" (t) } }
             }
             td { span class=(format!("pill verdict {}", s.verdict.as_str()))
-                    data-tip=[s.verdict_reason.as_deref()] { (s.verdict.as_str()) } }
+                    data-tip=[s.verdict_reason.as_deref()] { (s.verdict.as_str()) }
+                @if let Some(w) = &r.maintenance {
+                    " " span.pill.maintenance data-maintenance=(w) data-tip=(format!("maintenance window {w}")) { "maintenance" }
+                }
+            }
             td.locations {
                 @for l in &s.locations {
                     span class=(format!("loc {}", l.state.as_str())) data-location=(l.name)

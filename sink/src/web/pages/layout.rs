@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 const STYLE: &str = r#"
-:root{--up:#2f9e5b;--degraded:#d99a1e;--down:#d64545;--unknown:#9aa1ab;--nodata:#e3e6ea;
+:root{--up:#2f9e5b;--degraded:#d99a1e;--down:#d64545;--unknown:#9aa1ab;--nodata:#e3e6ea;--maint:#5b6b8c;
 --fg:#1d2430;--muted:#667085;--line:#e4e7ec;--bg:#f7f8fa}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
@@ -23,6 +23,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .pill{display:inline-block;padding:.05em .6em;border-radius:1em;color:#fff;font-size:.85em;font-weight:600}
 .pill.up{background:var(--up)}.pill.degraded{background:var(--degraded)}
 .pill.down{background:var(--down)}.pill.unknown{background:var(--unknown)}
+.pill.maintenance,.pill.maint-active{background:var(--maint)}.pill.maint-scheduled{background:#8a97b3}
+.pill.maint-ended{background:var(--unknown)}
 .loc{display:inline-block;margin:0 .3em .2em 0;padding:0 .45em;border-radius:.3em;border:1px solid;font-size:.8em}
 .loc.up{border-color:var(--up);color:var(--up)}.loc.degraded{border-color:var(--degraded);color:#9a6a00}
 .loc.down{border-color:var(--down);color:var(--down)}.loc.unknown{border-color:var(--unknown);color:var(--muted)}
@@ -39,6 +41,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .banner{padding:1em 1.2em;border-radius:.4em;color:#fff;font-weight:700;font-size:1.2em;margin:.8em 0}
 .banner.up{background:var(--up)}.banner.degraded{background:var(--degraded)}
 .banner.down{background:var(--down)}.banner.unknown{background:var(--unknown)}
+.banner.maintenance{background:var(--maint)}
 .status-site{background:#fff;border:1px solid var(--line);padding:.7em 1em;margin-bottom:.5em}
 .status-site .row{display:flex;justify-content:space-between;gap:1em}
 #tip{position:fixed;pointer-events:none;background:#1d2430;color:#fff;padding:.35em .55em;border-radius:.3em;font-size:12px;display:none;z-index:9;white-space:pre}

@@ -5,7 +5,6 @@ mod charts;
 mod dashboard;
 mod format;
 mod layout;
-mod maintenance;
 mod site;
 mod status;
 

@@ -1,5 +1,6 @@
 //! `/sites/{name}`: the site's verdict and locations, 90 daily bars per location, latency
-//! over the chosen range, incidents, and the last failed checks with their phase timings.
+//! over the chosen range, incidents, maintenance (in the range and scheduled), and the last
+//! failed checks with their phase timings.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::{html, Markup};
@@ -7,10 +8,9 @@ use maud::{html, Markup};
 use super::charts::{daily_bars, latency_chart, line_colour};
 use super::format::{duration, ms, pct, segment, site_href, time, time_s};
 use super::layout::{page, Nav};
-use super::maintenance::maintenance_table;
 use crate::figures::Source;
 use crate::web::load::{RangeFigures, BAR_DAYS};
-use crate::web::model::{FailedCheck, Incident, LocationSeries, SiteState};
+use crate::web::model::{FailedCheck, Incident, LocationSeries, Maintenance, SiteState};
 use crate::web::range;
 
 /// Everything the site page shows.
@@ -31,8 +31,10 @@ pub struct SitePage {
     pub incidents: Vec<Incident>,
     /// Last failed checks.
     pub failed: Vec<FailedCheck>,
-    /// Its maintenance periods: recent, in progress and scheduled.
-    pub maintenance: Vec<crate::web::maintenance::Maintenance>,
+    /// Maintenance periods of the site ending after the first bar's day or the range's
+    /// start (the earlier), by start; the bars mark them, the table lists those in the range
+    /// and the scheduled ones.
+    pub maintenance: Vec<Maintenance>,
     /// Seconds between reloads.
     pub refresh_seconds: u64,
 }
@@ -79,7 +81,7 @@ pub fn site_page(p: &SitePage) -> Markup {
                 @for series in &p.bars {
                     div.location-bars data-location=(series.location) {
                         div { (series.location) }
-                        (daily_bars(series, p.bars_since, BAR_DAYS))
+                        (daily_bars(series, p.bars_since, BAR_DAYS, &p.maintenance))
                     }
                 }
                 @if p.bars.is_empty() { p.muted { "no daily figures yet" } }
@@ -107,7 +109,10 @@ pub fn site_page(p: &SitePage) -> Markup {
             h2 { "Incidents" }
             (incident_table(&p.incidents, true))
             h2 { "Maintenance" }
-            (maintenance_table(&p.maintenance, Utc::now(), "no maintenance recorded or scheduled"))
+            (maintenance_table(
+                p.maintenance.iter().filter(|m| m.ends_at > p.figures.until - p.range),
+                false,
+            ))
             h2 { "Last failed checks" }
             table #failed {
                 thead { tr {
@@ -139,6 +144,36 @@ pub fn site_page(p: &SitePage) -> Markup {
             }
         },
     )
+}
+
+/// Maintenance periods as a table (`#maintenance`); `with_site` adds the site's name.
+pub fn maintenance_table<'a>(
+    periods: impl Iterator<Item = &'a Maintenance>,
+    with_site: bool,
+) -> Markup {
+    let mut periods = periods.peekable();
+    let empty = periods.peek().is_none();
+    html! {
+        table #maintenance {
+            thead { tr {
+                @if with_site { th { "Site" } }
+                th { "Window" } th { "Starts" } th { "Ends" } th.num { "Duration" } th { "State" }
+            } }
+            tbody {
+                @for m in periods {
+                    tr.maintenance data-site=(m.site) data-window=(m.window) data-state=(m.state.as_str()) {
+                        @if with_site { td { (m.site) } }
+                        td { (m.window) }
+                        td { (time(m.starts_at)) }
+                        td { (time(m.ends_at)) }
+                        td.num { (duration(m.duration_seconds)) }
+                        td { span class=(format!("pill maint-{}", m.state.as_str())) { (m.state.as_str()) } }
+                    }
+                }
+                @if empty { tr { td colspan="6" .muted { "no maintenance in this range or scheduled" } } }
+            }
+        }
+    }
 }
 
 /// Incidents as a table; `details` adds first errors and locations.

@@ -1,17 +1,24 @@
 //! `/status` and `/status/{group}`: the public status page. Only sites the catalog marks
-//! `public`, grouped, under an overall banner, with recent incidents; no URLs, error texts,
-//! locations or agent names unless the operator turned public details on.
+//! `public`, grouped, under an overall banner, with recent incidents and scheduled
+//! maintenance; no URLs, error texts, locations or agent names unless the operator turned
+//! public details on.
+//!
+//! A site in a maintenance window now shows "Under maintenance" instead of its verdict, and
+//! the banner leaves it out: problems during announced maintenance are not an outage. Only
+//! if nothing else is wrong does the banner say "Maintenance in progress".
 
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use super::charts::daily_bars;
-use super::format::{pct, segment};
+use super::format::{duration, pct, segment, time};
 use super::layout::{page, Nav};
-use super::maintenance::maintenance_table;
 use super::site::incident_table;
 use crate::web::load::BAR_DAYS;
-use crate::web::model::{Incident, LocationSeries, SiteState, Verdict};
+use crate::web::maintenance;
+use crate::web::model::{
+    Incident, LocationSeries, Maintenance, MaintenanceState, SiteState, Verdict,
+};
 
 /// One public site on the page.
 pub struct StatusSite {
@@ -21,6 +28,16 @@ pub struct StatusSite {
     pub bars: LocationSeries,
     /// Uptime over the bars' days.
     pub uptime_pct: Option<f64>,
+    /// Its maintenance periods ending after the first bar's day (bars are marked; an
+    /// active one replaces the verdict).
+    pub maintenance: Vec<Maintenance>,
+}
+
+impl StatusSite {
+    /// Its period in progress, if any.
+    fn under_maintenance(&self) -> Option<&Maintenance> {
+        maintenance::active(&self.maintenance, &self.site.name)
+    }
 }
 
 /// Everything the status page shows.
@@ -35,34 +52,37 @@ pub struct StatusPage {
     pub bars_since: DateTime<Utc>,
     /// Recent incidents of these sites.
     pub incidents: Vec<Incident>,
-    /// Maintenance of these sites: in progress and scheduled.
-    pub maintenance: Vec<crate::web::maintenance::Maintenance>,
     /// Show URLs and error texts.
     pub details: bool,
     /// Seconds between reloads.
     pub refresh_seconds: u64,
 }
 
-/// The overall banner: the worst verdict among the sites, and what it says.
-pub fn banner(sites: &[&SiteState]) -> (Verdict, &'static str) {
-    let count = |v: Verdict| sites.iter().filter(|s| s.verdict == v).count();
+/// The overall banner from the sites and whether each is under maintenance: its class (the
+/// worst verdict among the sites not under maintenance, or `maintenance`) and what it says.
+pub fn banner(sites: &[(&SiteState, bool)]) -> (&'static str, &'static str) {
+    let judged: Vec<&SiteState> = sites.iter().filter(|(_, m)| !m).map(|(s, _)| *s).collect();
+    let in_maintenance = sites.len() - judged.len();
+    let count = |v: Verdict| judged.iter().filter(|s| s.verdict == v).count();
     let (down, degraded, unknown) = (
         count(Verdict::Down),
         count(Verdict::Degraded),
         count(Verdict::Unknown),
     );
     if sites.is_empty() {
-        (Verdict::Unknown, "No services are listed yet")
-    } else if down == sites.len() {
-        (Verdict::Down, "Major outage")
+        ("unknown", "No services are listed yet")
+    } else if down > 0 && down == sites.len() {
+        ("down", "Major outage")
     } else if down > 0 {
-        (Verdict::Down, "Partial outage")
+        ("down", "Partial outage")
     } else if degraded > 0 {
-        (Verdict::Degraded, "Degraded performance")
-    } else if unknown == sites.len() {
-        (Verdict::Unknown, "Status unknown")
+        ("degraded", "Degraded performance")
+    } else if in_maintenance > 0 {
+        ("maintenance", "Maintenance in progress")
+    } else if unknown == judged.len() {
+        ("unknown", "Status unknown")
     } else {
-        (Verdict::Up, "All systems operational")
+        ("up", "All systems operational")
     }
 }
 
@@ -77,10 +97,14 @@ fn status_text(v: Verdict) -> &'static str {
 
 /// The page.
 pub fn status_page(p: &StatusPage) -> Markup {
-    let all: Vec<&SiteState> = p
+    let all: Vec<(&SiteState, bool)> = p
         .groups
         .iter()
-        .flat_map(|(_, sites)| sites.iter().map(|s| &s.site))
+        .flat_map(|(_, sites)| {
+            sites
+                .iter()
+                .map(|s| (&s.site, s.under_maintenance().is_some()))
+        })
         .collect();
     let (verdict, words) = banner(&all);
     let title = match &p.group {
@@ -92,7 +116,8 @@ pub fn status_page(p: &StatusPage) -> Markup {
         Nav::Public,
         p.refresh_seconds,
         html! {
-            div #banner class=(format!("banner {}", verdict.as_str())) data-verdict=(verdict.as_str()) { (words) }
+            div #banner class=(format!("banner {verdict}")) data-verdict=(verdict) { (words) }
+            (scheduled(p))
             @for (group, sites) in &p.groups {
                 section.group data-group=(group.as_deref().unwrap_or("")) {
                     h2 {
@@ -102,24 +127,71 @@ pub fn status_page(p: &StatusPage) -> Markup {
                         }
                     }
                     @for s in sites {
-                        div.status-site data-site=(s.site.name) data-verdict=(s.site.verdict.as_str()) {
+                        @let maint = s.under_maintenance();
+                        div.status-site data-site=(s.site.name) data-verdict=(s.site.verdict.as_str())
+                            data-maintenance=[maint.map(|m| m.window.as_str())] {
                             div.row {
                                 strong { (s.site.name) }
-                                span class=(format!("pill {}", s.site.verdict.as_str())) { (status_text(s.site.verdict)) }
+                                @match maint {
+                                    Some(m) => span {
+                                        span.muted { (m.window) " until " (time(m.ends_at)) " " }
+                                        span.pill.maintenance { "Under maintenance" }
+                                    },
+                                    None => span class=(format!("pill {}", s.site.verdict.as_str())) { (status_text(s.site.verdict)) },
+                                }
                             }
                             @if p.details { div.muted { code { (s.site.url) } } }
-                            (daily_bars(&s.bars, p.bars_since, BAR_DAYS))
+                            (daily_bars(&s.bars, p.bars_since, BAR_DAYS, &s.maintenance))
                             div.muted { (pct(s.uptime_pct)) " uptime over " (BAR_DAYS) " days" }
                         }
                     }
                 }
             }
-            h2 { "Scheduled maintenance" }
-            (maintenance_table(&p.maintenance, Utc::now(), "no maintenance scheduled"))
             h2 { "Incidents" }
             (incident_table(&p.incidents, p.details))
         },
     )
+}
+
+/// Maintenance not yet begun, under the banner (nothing when there is none), one entry per
+/// window occurrence with the sites it covers.
+fn scheduled(p: &StatusPage) -> Markup {
+    let mut entries: Vec<(&Maintenance, Vec<&str>)> = Vec::new();
+    let mut upcoming: Vec<&Maintenance> = p
+        .groups
+        .iter()
+        .flat_map(|(_, sites)| sites.iter().flat_map(|s| &s.maintenance))
+        .filter(|m| m.state == MaintenanceState::Scheduled)
+        .collect();
+    upcoming
+        .sort_by(|a, b| (a.starts_at, &a.window, &a.site).cmp(&(b.starts_at, &b.window, &b.site)));
+    for m in upcoming {
+        match entries.last_mut() {
+            Some((e, sites))
+                if (e.starts_at, e.ends_at, &e.window) == (m.starts_at, m.ends_at, &m.window) =>
+            {
+                sites.push(&m.site)
+            }
+            _ => entries.push((m, vec![&m.site])),
+        }
+    }
+    html! {
+        @if !entries.is_empty() {
+            h2 { "Scheduled maintenance" }
+            ul #scheduled {
+                @for (m, sites) in &entries {
+                    li.scheduled data-window=(m.window) data-starts=(m.starts_at.to_rfc3339()) {
+                        strong { (m.window) } ": " (time(m.starts_at)) " – " (time(m.ends_at))
+                        " (" (duration(m.duration_seconds)) ") · "
+                        @for (i, site) in sites.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            span.site data-site=(site) { (site) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +226,7 @@ mod tests {
                 points: vec![],
             },
             uptime_pct: Some(99.5),
+            maintenance: vec![],
         }
     }
 
@@ -178,12 +251,6 @@ mod tests {
                 first_error: Some("secret backend error".into()),
                 locations: vec!["agent-location-eu".into()],
             }],
-            maintenance: vec![crate::web::maintenance::Maintenance {
-                site: "<b>cart</b>".into(),
-                window: "db <upgrade>".into(),
-                starts_at: Utc::now() + chrono::Duration::hours(1),
-                ends_at: Utc::now() + chrono::Duration::hours(2),
-            }],
             details,
             refresh_seconds: 0,
         })
@@ -205,8 +272,6 @@ mod tests {
         ] {
             assert!(!html.contains(hidden), "{hidden} shown");
         }
-        assert!(html.contains("Scheduled maintenance") && html.contains("db &lt;upgrade&gt;"));
-        assert!(html.contains("data-state=\"scheduled\""), "{html}");
         let html = page(true);
         assert!(html.contains("internal.example") && html.contains("secret backend error"));
     }
@@ -218,7 +283,7 @@ mod tests {
         };
         let banner_of = |vs: &[Verdict]| {
             let s = sites(vs);
-            banner(&s.iter().collect::<Vec<_>>()).1
+            banner(&s.iter().map(|s| (s, false)).collect::<Vec<_>>()).1
         };
         assert_eq!(banner_of(&[]), "No services are listed yet");
         assert_eq!(
@@ -235,6 +300,30 @@ mod tests {
         assert_eq!(
             banner_of(&[Verdict::Up, Verdict::Unknown]),
             "All systems operational"
+        );
+        // A site under maintenance is left out: down during maintenance is no outage.
+        let with_maintenance = |vs: &[(Verdict, bool)]| {
+            let s: Vec<(SiteState, bool)> = vs
+                .iter()
+                .map(|(v, m)| (site("s", None, *v).site, *m))
+                .collect();
+            banner(&s.iter().map(|(s, m)| (s, *m)).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            with_maintenance(&[(Verdict::Down, true)]),
+            ("maintenance", "Maintenance in progress")
+        );
+        assert_eq!(
+            with_maintenance(&[(Verdict::Up, false), (Verdict::Down, true)]),
+            ("maintenance", "Maintenance in progress")
+        );
+        assert_eq!(
+            with_maintenance(&[(Verdict::Down, false), (Verdict::Down, true)]).1,
+            "Partial outage"
+        );
+        assert_eq!(
+            with_maintenance(&[(Verdict::Degraded, false), (Verdict::Up, true)]).1,
+            "Degraded performance"
         );
     }
 }
