@@ -99,10 +99,8 @@ pub async fn write<C: GenericClient>(
                 .incident
                 .resolved_at
                 .unwrap_or(change.incident.opened_at);
-            for channel in channels
-                .into_iter()
-                .filter(|c| notified.iter().any(|n| n.as_str() == *c))
-            {
+            // Every channel that heard of it, routed there still or not.
+            for channel in notified.iter().map(String::as_str) {
                 out.push(outgoing(
                     site,
                     change,
@@ -309,13 +307,16 @@ fn outgoing(
     at: DateTime<Utc>,
 ) -> Outgoing {
     let summary = match kind {
+        NotificationKind::Resolve if change.verdict == "up" => {
+            format!("{} is up again: {}", site.name, change.reason)
+        }
         NotificationKind::Resolve => format!(
-            "{} is {} again: {}",
+            "{} is no longer down ({}): {}",
             site.name, change.verdict, change.reason
         ),
         _ => format!("{} is down: {}", site.name, change.reason),
     };
-    incident_notice(
+    let mut out = incident_notice(
         site,
         &change.incident,
         kind,
@@ -323,7 +324,12 @@ fn outgoing(
         &key(&change.incident, kind.as_str(), channel),
         summary,
         at,
-    )
+    );
+    if kind == NotificationKind::Resolve && !change.verdict.is_empty() {
+        // Resolved by `up` or by `degraded` (fewer failing locations than the quorum).
+        out.notification.verdict = change.verdict.clone();
+    }
+    out
 }
 
 /// A notification about `incident`.

@@ -60,10 +60,26 @@ async fn a_global_outage_sends_one_trigger_and_one_resolve_per_channel() {
     assert!(got
         .iter()
         .all(|(_, _, k)| k.contains(&format!("incident-{incident}:"))));
-    let first = &receiver.got.lock().unwrap()[0].1;
+    let first = receiver.got.lock().unwrap()[0].1.clone();
     assert_eq!(first["site"], "shop");
     assert_eq!(first["incident_id"], incident);
     assert_eq!(first["first_error"], "refused from us");
+    assert_eq!(first["verdict"], "down");
+    let got_all = receiver.got.lock().unwrap().clone();
+    let resolve = &got_all
+        .iter()
+        .find(|(_, b)| b["kind"] == "resolve")
+        .unwrap()
+        .1;
+    assert_eq!(resolve["verdict"], "up");
+    assert!(resolve["resolved_at"].is_string());
+    assert!(
+        resolve["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("shop is up again"),
+        "{resolve}"
+    );
     // The dispatcher counted them for /metrics.
     let mut text = sitewatch_checks::ops::MetricsText::new();
     sim.metrics.write(&mut text);
