@@ -2,8 +2,11 @@
 //! rollups for `hourly_days` (monthly partitions dropped once wholly older), daily rollups
 //! kept, or for `daily_days`. Rollups are written in the transaction that stores the results
 //! they count, so dropping raw results never loses what the rollups say about them.
+//! Alert history (finished notifications, ended maintenance periods) is kept as long as the
+//! hourly rollups: the pages show at most 90 days of it, and pending notifications are never
+//! touched.
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use tokio_postgres::Client;
 
 use crate::partitions::{self, RESULTS, ROLLUP_HOURLY};
@@ -28,6 +31,10 @@ pub struct Dropped {
     pub hourly: Vec<String>,
     /// Daily rollup rows.
     pub daily_rows: u64,
+    /// Notifications delivered or given up on before the hourly cut.
+    pub notifications: u64,
+    /// Maintenance periods ended before the hourly cut.
+    pub maintenance_periods: u64,
 }
 
 /// Drops what is past retention as of `today`.
@@ -53,12 +60,29 @@ pub async fn apply(
     }
     if let Some(cut) = before(retention.hourly_days) {
         dropped.hourly = partitions::drop_before(client, &ROLLUP_HOURLY, cut).await?;
+        let cut = midnight(cut);
+        dropped.notifications = client
+            .execute(
+                "DELETE FROM notifications WHERE COALESCE(delivered_at, failed_at) < $1",
+                &[&cut],
+            )
+            .await?;
+        dropped.maintenance_periods = client
+            .execute(
+                "DELETE FROM maintenance_periods WHERE ends_at < $1",
+                &[&cut],
+            )
+            .await?;
     }
     if let Some(cut) = retention.daily_days.and_then(before) {
-        let cut = cut.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let cut = midnight(cut);
         dropped.daily_rows = client
             .execute("DELETE FROM rollup_daily WHERE bucket < $1", &[&cut])
             .await?;
     }
     Ok(dropped)
+}
+
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }

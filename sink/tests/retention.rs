@@ -65,6 +65,30 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
     .await
     .unwrap();
     assert_eq!(count(&client, "SELECT count(*) FROM rollup_daily").await, 4);
+    // Alert history: a notification delivered and a maintenance period ended 200 days ago
+    // go with the hourly rollups; one still pending after as long, and recent ones, stay.
+    let old = noon(ago(200));
+    let recent = noon(ago(2));
+    client
+        .execute(
+            "INSERT INTO notifications (kind, channel, idempotency_key, payload, created_at,
+                                        delivered_at, failed_at)
+             VALUES ('test', 'hook', 'delivered-old', '{}', $1, $1, NULL),
+                    ('test', 'hook', 'pending-old', '{}', $1, NULL, NULL),
+                    ('test', 'hook', 'failed-recent', '{}', $2, NULL, $2)",
+            &[&old, &recent],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO maintenance_periods (site_id, window_name, starts_at, ends_at)
+             SELECT id, 'move', $1::timestamptz, $1::timestamptz + interval '1 hour' FROM sites
+             UNION ALL SELECT id, 'move', $2::timestamptz, $2::timestamptz + interval '1 hour' FROM sites",
+            &[&old, &recent],
+        )
+        .await
+        .unwrap();
 
     let tiers = Retention {
         raw_days: 14,
@@ -79,6 +103,23 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
         vec![format!("rollup_hourly_{}", days[0].format("%Y%m"))]
     );
     assert_eq!(dropped.daily_rows, 0);
+    assert_eq!(
+        (dropped.notifications, dropped.maintenance_periods),
+        (1, 1),
+        "only the finished notification and the period ended before the hourly cut go"
+    );
+    let kept: Vec<String> = client
+        .query("SELECT idempotency_key FROM notifications ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kept, ["pending-old", "failed-recent"]);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM maintenance_periods").await,
+        1
+    );
     assert_eq!(
         partitions(&client, "results").await,
         vec![day_name(days[2]), day_name(days[3])]
