@@ -16,8 +16,6 @@
 //!   site no longer covered) is deleted; one in progress is ended now; a changed duration
 //!   moves the end of rows that have not ended. Ended rows are history and never change.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
@@ -66,8 +64,10 @@ pub async fn pass(client: &mut Client, alerts: &Alerts) -> Result<Pass, tokio_po
     }
     let open = tx
         .query(
-            "SELECT id, site_id, started_at, opened_at, locations, first_error_kind, first_error
-             FROM incidents WHERE resolved_at IS NULL ORDER BY id",
+            &format!(
+                "SELECT {} FROM incidents WHERE resolved_at IS NULL ORDER BY id",
+                Incident::OPEN_COLUMNS
+            ),
             &[],
         )
         .await?;
@@ -83,17 +83,7 @@ pub async fn pass(client: &mut Client, alerts: &Alerts) -> Result<Pass, tokio_po
         let Some(site) = sites.iter().find(|s| s.id == site_id) else {
             continue;
         };
-        let locations: Vec<String> = row.get(4);
-        let incident = Incident {
-            id: Some(row.get(0)),
-            started_at: row.get(2),
-            opened_at: row.get(3),
-            resolved_at: None,
-            locations: locations.into_iter().collect::<BTreeSet<_>>(),
-            first_error_kind: row.get(5),
-            first_error: row.get(6),
-            changed: false,
-        };
+        let incident = Incident::open_from_row(row);
         if suppressed(&tx, alerts, site, now).await?.is_some() {
             continue;
         }

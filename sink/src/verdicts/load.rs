@@ -57,24 +57,16 @@ pub async fn load<C: GenericClient>(
     }
     for row in client
         .query(
-            "SELECT site_id, id, started_at, opened_at, locations, first_error_kind, first_error
-             FROM incidents WHERE site_id = ANY($1) AND resolved_at IS NULL",
+            &format!(
+                "SELECT {} FROM incidents WHERE site_id = ANY($1) AND resolved_at IS NULL",
+                Incident::OPEN_COLUMNS
+            ),
             &[&ids],
         )
         .await?
     {
-        if let Some(site) = sites.get_mut(&row.get::<_, i32>(0)) {
-            let locations: Vec<String> = row.get(4);
-            site.incidents.push(Incident {
-                id: Some(row.get(1)),
-                started_at: row.get(2),
-                opened_at: row.get(3),
-                resolved_at: None,
-                locations: locations.into_iter().collect::<BTreeSet<_>>(),
-                first_error_kind: row.get(5),
-                first_error: row.get(6),
-                changed: false,
-            });
+        if let Some(site) = sites.get_mut(&row.get::<_, i32>(1)) {
+            site.incidents.push(Incident::open_from_row(&row));
         }
     }
     Ok(sites)

@@ -83,6 +83,28 @@ pub struct Incident {
     pub changed: bool,
 }
 
+impl Incident {
+    /// The `incidents` columns [`Incident::open_from_row`] reads, in its order (`site_id`
+    /// second, for callers that group by site).
+    pub const OPEN_COLUMNS: &'static str =
+        "id, site_id, started_at, opened_at, locations, first_error_kind, first_error";
+
+    /// An open incident from a row selected with [`Incident::OPEN_COLUMNS`] first.
+    pub fn open_from_row(row: &tokio_postgres::Row) -> Incident {
+        let locations: Vec<String> = row.get(4);
+        Incident {
+            id: Some(row.get(0)),
+            started_at: row.get(2),
+            opened_at: row.get(3),
+            resolved_at: None,
+            locations: locations.into_iter().collect(),
+            first_error_kind: row.get(5),
+            first_error: row.get(6),
+            changed: false,
+        }
+    }
+}
+
 /// What an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
