@@ -82,6 +82,7 @@ impl Rig {
             hourly_retention_days: 180,
             daily_retention_days: None,
             partitions_ahead: 1,
+            repack_after: sitewatch_sink::config::RepackAfter(Some(Duration::from_secs(3600))),
         };
         tokio::spawn(sitewatch_sink::run(config, sink.clone()));
         let dir = tempfile::tempdir().unwrap();

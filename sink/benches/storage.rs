@@ -1,8 +1,10 @@
 //! Bytes per stored result: 1,000,000 typical `up` results (1,000 sites checked once a
-//! minute from 3 locations) written by the sink's batch pipeline in time order, then the
-//! size of `results` (heap and its one index) per row, the rollups they made, and, as
-//! references in the same run, the same results COPYed into the compact 16-column table
-//! of issue #15. Run with `cargo bench -p sitewatch-sink --bench storage`; see BENCHMARKS.md.
+//! minute from 3 locations) written by the sink's batch pipeline in time order into a day
+//! that is over (two days ago), then the size of `results` (heap and its one index) per
+//! row as written and after the sink's own re-pack of a finished day (`repack::run`), the
+//! rollups they made, and, as references in the same run, the same results COPYed into the
+//! compact 16-column table of issue #15. Run with
+//! `cargo bench -p sitewatch-sink --bench storage`; see BENCHMARKS.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,9 +12,10 @@ mod common;
 
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{Days, Utc};
 use sitewatch_sink::migrations;
 use sitewatch_sink::pipeline::{Batch, Pipeline, Row};
+use sitewatch_sink::repack::{self, Due};
 use sitewatch_tests::db::TestDb;
 use tokio_postgres::Client;
 
@@ -28,7 +31,12 @@ async fn main() {
     migrations::migrate(&mut client).await.unwrap();
 
     let per_minute = SITES * LOCATIONS.len();
-    let start = Utc::now() - chrono::Duration::minutes((RESULTS / per_minute) as i64 + 1);
+    // 333 minutes from midnight two days ago: one daily partition, whose day is over.
+    let day = Utc::now()
+        .date_naive()
+        .checked_sub_days(Days::new(2))
+        .unwrap();
+    let start = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
     let results: Vec<_> = (0..RESULTS)
         .map(|i| {
             let (minute, slot) = (i / per_minute, i % per_minute);
@@ -80,11 +88,14 @@ async fn main() {
             (heap + index) as f64 / RESULTS as f64
         );
     }
-    // The primary key rebuilt in order: what an index costs once its day is over and
-    // compacted (REINDEX), for comparison.
-    client.batch_execute("REINDEX TABLE results").await.unwrap();
+    // What the sink's maintenance does once the day is over (an hour's grace, 14 days kept).
+    let due = Due::at(Utc::now(), std::time::Duration::from_secs(3600), 14);
+    let pass = repack::run(&client, due, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(pass.repacked.len(), 1, "{pass:?}");
     print_per_row(
-        "results, index rebuilt (REINDEX)",
+        "results, after the sink's re-pack",
         sizes(&client, "results").await,
         RESULTS,
     );

@@ -79,6 +79,21 @@ pub struct SinkConfig {
     /// Days of partitions created ahead of time.
     #[arg(long, env = "SITEWATCH_PARTITIONS_AHEAD", default_value_t = 3)]
     pub partitions_ahead: u64,
+    /// How long after a day (UTC) ends its results partition's index is re-packed (rebuilt
+    /// once, compact, without blocking writes); `off` never to.
+    #[arg(long, env = "SITEWATCH_REPACK_AFTER", default_value = "1h", value_parser = parse_repack_after)]
+    pub repack_after: RepackAfter,
+}
+
+/// `--repack-after`: a grace after a day's end, or never (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepackAfter(pub Option<Duration>);
+
+fn parse_repack_after(text: &str) -> Result<RepackAfter, String> {
+    match text.trim() {
+        "off" => Ok(RepackAfter(None)),
+        other => parse_duration(other).map(|d| RepackAfter(Some(d))),
+    }
 }
 
 impl SinkConfig {
@@ -234,10 +249,21 @@ mod tests {
     }
 
     #[test]
+    fn repacking_is_on_an_hour_after_midnight_unless_off() {
+        let hour = Some(Duration::from_secs(3600));
+        assert_eq!(parse(&[]).unwrap().repack_after, RepackAfter(hour));
+        let off = parse(&["--repack-after", "off"]).unwrap();
+        assert_eq!(off.repack_after, RepackAfter(None));
+        let later = parse(&["--repack-after", "6h"]).unwrap();
+        assert_eq!(later.repack_after.0, Some(Duration::from_secs(6 * 3600)));
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         assert!(parse(&["--security-protocol", "tls"]).is_err());
         assert!(parse(&["--kafka-property", "novalue"]).is_err());
         assert!(parse(&["--batch-max-wait", "soon"]).is_err());
+        assert!(parse(&["--repack-after", "never"]).is_err());
         let half_sasl = parse(&["--sasl-username", "u"]).unwrap();
         let e = half_sasl.consumer_config().unwrap_err();
         assert!(e.contains("--sasl-password"), "{e}");

@@ -34,6 +34,9 @@ use crate::{migrations, partitions, retention, rollups, verdicts};
 /// How often partitions are created ahead and what is past retention dropped.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Longest shutdown waits for the re-pack task to cancel its statement in flight.
+const REPACK_STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// Failures that stop the sink.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -120,6 +123,16 @@ pub async fn run_with(
             token.clone(),
         ))
     });
+    // Off the batch loop: a rebuild takes minutes on a big day and has its own connection.
+    let repacker = config.repack_after.0.map(|grace| {
+        tokio::spawn(crate::repack::run_periodically(
+            db.clone(),
+            grace,
+            config.retention_days,
+            metrics.clone(),
+            token.clone(),
+        ))
+    });
     let pipeline = match &alerts {
         Some(alerts) => Pipeline::with_alerts(alerts.clone()),
         None => Pipeline::default(),
@@ -190,6 +203,15 @@ pub async fn run_with(
     // Shutdown: keep trying to store what was consumed for a while; if the database stays
     // down, exit without committing those offsets (they will be redelivered).
     flush(&mut *pending.lock().await, &consumer, &grace_token()).await;
+    if let Some(repacker) = repacker {
+        // It cancels its statement in flight and returns within seconds, unless the
+        // database does not answer at all.
+        match tokio::time::timeout(REPACK_STOP_WAIT, repacker).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the re-pack task failed"),
+            Err(_) => tracing::warn!("the re-pack task did not stop in time; leaving it"),
+        }
+    }
     if let Some(dispatcher) = dispatcher {
         if let Err(e) = dispatcher.await {
             tracing::error!(error = %e, "the notification dispatcher failed");

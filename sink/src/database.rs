@@ -126,6 +126,14 @@ impl Database {
         Ok(client)
     }
 
+    /// Asks the server to cancel the statement running on the connection `token` came from.
+    pub async fn cancel(
+        &self,
+        token: &tokio_postgres::CancelToken,
+    ) -> Result<(), tokio_postgres::Error> {
+        token.cancel_query(self.tls.clone()).await
+    }
+
     /// A pool of at most `size` connections (made on demand, checked before reuse) whose
     /// transactions are all read-only: a reader cannot write by mistake, and works with a
     /// database role that may only SELECT.

@@ -18,6 +18,7 @@ pub mod migrations;
 pub mod ops;
 pub mod partitions;
 pub mod pipeline;
+pub mod repack;
 pub mod report;
 pub mod retention;
 pub mod rollups;

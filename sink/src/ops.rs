@@ -34,6 +34,12 @@ pub struct SinkMetrics {
     pub db_up: AtomicBool,
     /// Whether a Kafka broker connection is up (from the client's statistics).
     pub kafka_up: AtomicBool,
+    /// Finished days' results indexes re-packed (`repack`).
+    pub repacked: Counter,
+    /// Bytes the re-packs freed.
+    pub repack_freed_bytes: Counter,
+    /// Re-pack passes or partitions that failed (retried at the next pass).
+    pub repack_failures: Counter,
     /// Notifications sent, failed and pending.
     pub alerts: Arc<crate::alerts::AlertMetrics>,
 }
@@ -104,6 +110,24 @@ impl SinkMetrics {
             "sitewatch_sink_lag_messages",
             "Messages in assigned partitions not yet stored and committed.",
             self.lag.get() as f64,
+        );
+        t.counter(
+            "sitewatch_sink_repacked_partitions_total",
+            "Finished days' results partitions whose primary key was re-packed (REINDEX CONCURRENTLY).",
+            None,
+            &one(&self.repacked),
+        );
+        t.counter(
+            "sitewatch_sink_repack_freed_bytes_total",
+            "Index bytes freed by re-packing finished days.",
+            None,
+            &one(&self.repack_freed_bytes),
+        );
+        t.counter(
+            "sitewatch_sink_repack_failures_total",
+            "Re-pack passes (or partitions) that failed; retried an hour later.",
+            None,
+            &one(&self.repack_failures),
         );
         self.alerts.write(&mut t);
         t.finish()

@@ -57,8 +57,8 @@ impl Scheme {
         format!("{}_{}", self.table, start.format(format))
     }
 
-    /// The start of the partition called `name`, if it is one of this table's.
-    fn parse(&self, name: &str) -> Option<NaiveDate> {
+    /// The first day of the partition called `name`, if it is one of this table's.
+    pub fn parse(&self, name: &str) -> Option<NaiveDate> {
         let suffix = name.strip_prefix(self.table)?.strip_prefix('_')?;
         if self.monthly {
             NaiveDate::parse_from_str(&format!("{suffix}01"), "%Y%m%d").ok()
@@ -153,22 +153,31 @@ pub async fn drop_before(
     scheme: &Scheme,
     cutoff: NaiveDate,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    let children = children(&*client, scheme).await?;
-    let mut dropped = Vec::new();
-    for table in children {
-        let Some(start) = scheme.parse(&table) else {
-            continue;
-        };
-        if scheme.end(start) <= cutoff {
-            client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-                .await?;
-            tracing::info!(partition = %table, "dropped partition past retention");
-            dropped.push(table);
-        }
+    let ended = ending_by(&*client, scheme, cutoff).await?;
+    for table in &ended {
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await?;
+        tracing::info!(partition = %table, "dropped partition past retention");
     }
-    dropped.sort();
-    Ok(dropped)
+    Ok(ended)
+}
+
+/// The partitions of `scheme` that end on or before `cutoff` (hold nothing from `cutoff`
+/// on), oldest first.
+pub async fn ending_by<C: GenericClient>(
+    client: &C,
+    scheme: &Scheme,
+    cutoff: NaiveDate,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let mut ended: Vec<(NaiveDate, String)> = children(client, scheme)
+        .await?
+        .into_iter()
+        .filter_map(|name| Some((scheme.parse(&name)?, name)))
+        .filter(|(start, _)| scheme.end(*start) <= cutoff)
+        .collect();
+    ended.sort();
+    Ok(ended.into_iter().map(|(_, name)| name).collect())
 }
 
 /// The first day of the oldest partition of `scheme`, if it has any.

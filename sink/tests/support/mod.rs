@@ -43,6 +43,7 @@ pub fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> Si
         hourly_retention_days: 180,
         daily_retention_days: None,
         partitions_ahead: 1,
+        repack_after: sitewatch_sink::config::RepackAfter(Some(Duration::from_secs(3600))),
     }
 }
 
