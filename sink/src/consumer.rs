@@ -1,21 +1,23 @@
 //! The consume → batch → store → commit loop.
 //!
-//! A batch is written in one transaction (`pipeline`); only after it commits are the Kafka
-//! offsets it covers committed (`flush`). When PostgreSQL is down the loop stops consuming
-//! and retries with backoff; nothing unstored is ever committed. Before partitions are
-//! revoked (rebalance) and at shutdown the current batch is stored and committed first.
-//! Every second, sites of the partitions it owns and has consumed to their end are swept
-//! for locations gone silent (`sweeper`).
+//! This loop consumes and decodes messages into a batch; when the batch is full (or its
+//! oldest message has waited `batch_max_wait`) it goes to the writer task (`writer`), which
+//! writes it in one transaction (`pipeline`) while this loop fills the next one. Only after
+//! a batch's transaction commits are the Kafka offsets it covers committed (`flush`). When
+//! PostgreSQL is down the writer retries with backoff and this loop stops one batch ahead;
+//! nothing unstored is ever committed. Before partitions are revoked (rebalance) and at
+//! shutdown what was consumed is stored and committed first. Every second, sites of the
+//! partitions it owns and has consumed to their end are swept for locations gone silent
+//! (`sweeper`), after what was consumed before is stored.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
-use tokio::sync::Mutex;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -25,14 +27,12 @@ use crate::config::SinkConfig;
 use crate::context::SinkContext;
 use crate::database::DatabaseConfigError;
 use crate::decode::{decode_catalog, decode_row};
-use crate::flush::{flush, grace_token, Pending, Store};
+use crate::flush::{grace_after, Consumed, Store};
 use crate::ops::{SinkMetrics, SinkOps};
 use crate::pipeline::{Pipeline, Rejected};
 use crate::sweeper::{PartitionEnds, Positions, SWEEP_EVERY};
-use crate::{migrations, partitions, retention, rollups, verdicts};
-
-/// How often partitions are created ahead and what is past retention dropped.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+use crate::writer::{self, Job};
+use crate::{migrations, partitions, retention, rollups};
 
 /// Longest shutdown waits for the re-pack task to cancel its statement in flight.
 const REPACK_STOP_WAIT: Duration = Duration::from_secs(10);
@@ -73,7 +73,10 @@ pub async fn prepare(client: &mut Client, config: &SinkConfig) -> Result<(), Sin
 }
 
 /// Creates partitions ahead and drops what is past retention.
-async fn maintain(client: &mut Client, config: &SinkConfig) -> Result<(), tokio_postgres::Error> {
+pub(crate) async fn maintain(
+    client: &mut Client,
+    config: &SinkConfig,
+) -> Result<(), tokio_postgres::Error> {
     partitions::create_ahead(client, config.partitions_ahead).await?;
     retention::apply(client, &config.retention(), chrono::Utc::now().date_naive()).await?;
     Ok(())
@@ -137,72 +140,92 @@ pub async fn run_with(
         Some(alerts) => Pipeline::with_alerts(alerts.clone()),
         None => Pipeline::default(),
     };
-    let pending = Arc::new(Mutex::new(Pending::new(Store {
+    let store = Store {
         client,
         db,
         pipeline,
         metrics: metrics.clone(),
         alerts,
-    })));
+    };
+    let (jobs, jobs_rx) = writer::channel();
+    let filling = Arc::new(Mutex::new(Consumed::default()));
     // Statistics (on in the shared settings) feed the lag gauge, Kafka readiness and
     // where partitions end.
     let ends = Arc::new(PartitionEnds::default());
-    let context = SinkContext::new(metrics.clone(), pending.clone(), ends.clone());
-    let consumer: StreamConsumer<SinkContext> = consumer_config.create_with_context(context)?;
+    let context = SinkContext::new(
+        metrics.clone(),
+        filling.clone(),
+        jobs.downgrade(),
+        ends.clone(),
+    );
+    let consumer: Arc<StreamConsumer<SinkContext>> =
+        Arc::new(consumer_config.create_with_context(context)?);
     let mut topics = vec![config.topic.as_str()];
     topics.extend(config.catalog_topic());
     consumer.subscribe(&topics)?;
     tracing::info!(topics = %topics.join(","), group = %config.group, "sink consuming");
+    // What is being written when the sink is told to stop gets a grace period.
+    let writer = tokio::spawn(writer::run(
+        store,
+        consumer.clone(),
+        jobs_rx,
+        config.clone(),
+        grace_after(&token),
+    ));
     let mut positions = Positions::default();
     let mut sweep_tick = tokio::time::interval(SWEEP_EVERY);
     sweep_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
-    // When the current batch must be written at the latest (`None`: no batch).
+    // When the batch being filled must go to the writer at the latest (`None`: empty).
     let mut batch_deadline: Option<Instant> = None;
-    // `prepare` just did this round of maintenance.
-    let mut maintenance =
-        tokio::time::interval_at(Instant::now() + MAINTENANCE_EVERY, MAINTENANCE_EVERY);
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
-            _ = maintenance.tick() => {
-                if let Err(e) = maintain(&mut pending.lock().await.store.client, &config).await {
-                    tracing::warn!(error = %e, "partition maintenance or retention failed");
-                }
-            }
             _ = sleep_until(batch_deadline), if batch_deadline.is_some() => {
-                flush(&mut *pending.lock().await, &consumer, &token).await;
+                hand_over(&filling, &jobs, &metrics).await;
                 batch_deadline = None;
             }
             _ = sweep_tick.tick() => {
-                let mut p = pending.lock().await;
-                let owned = positions.caught_up(&consumer, &ends, &config.topic);
-                if sweep(&mut p, &owned, &consumer, &token).await {
+                let owned = positions.caught_up(&*consumer, &ends, &config.topic);
+                if !owned.is_empty() {
+                    // Everything consumed of those partitions is stored before the sweep.
+                    hand_over(&filling, &jobs, &metrics).await;
                     batch_deadline = None;
+                    send(&jobs, Job::Sweep(owned)).await;
                 }
             }
             message = consumer.recv() => match message {
                 Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
                 Ok(m) => {
-                    let mut p = pending.lock().await;
-                    if p.batch.is_empty() {
-                        batch_deadline = Some(Instant::now() + config.batch_max_wait);
-                    }
                     if m.topic() == config.topic {
                         positions.consumed(m.partition(), m.offset());
                     }
-                    add(&mut p, &m, config.catalog_topic());
-                    if p.batch.len() >= config.batch_max_rows {
-                        flush(&mut p, &consumer, &token).await;
+                    let full = match filling.lock() {
+                        Ok(mut f) => {
+                            if f.batch.is_empty() {
+                                batch_deadline = Some(Instant::now() + config.batch_max_wait);
+                            }
+                            add(&mut f, &m, config.catalog_topic(), &metrics);
+                            f.batch.len() >= config.batch_max_rows
+                        }
+                        Err(_) => false,
+                    };
+                    if full {
+                        hand_over(&filling, &jobs, &metrics).await;
                         batch_deadline = None;
                     }
                 }
             },
         }
     }
-    // Shutdown: keep trying to store what was consumed for a while; if the database stays
-    // down, exit without committing those offsets (they will be redelivered).
-    flush(&mut *pending.lock().await, &consumer, &grace_token()).await;
+    // Shutdown: what was consumed is handed over; the writer finishes every batch it has
+    // (for a while, if the database is down: then exits without committing those offsets,
+    // and they will be redelivered).
+    hand_over(&filling, &jobs, &metrics).await;
+    drop(jobs);
+    if let Err(e) = writer.await {
+        tracing::error!(error = %e, "the batch writer failed");
+    }
     if let Some(repacker) = repacker {
         // It cancels its statement in flight and returns within seconds, unless the
         // database does not answer at all.
@@ -221,61 +244,46 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Runs the verdict sweep for the sites of the `owned` results partitions (owned and
-/// consumed to their end) that have a location gone silent, storing the pending batch
-/// first; returns whether it stored the batch.
-async fn sweep<C, X>(
-    p: &mut Pending,
-    owned: &[i32],
-    consumer: &C,
-    token: &CancellationToken,
-) -> bool
-where
-    C: Consumer<X>,
-    X: ConsumerContext,
-{
-    let sites = match verdicts::sweep_candidates(&p.store.client, owned).await {
-        Ok(sites) if !sites.is_empty() => sites,
-        Ok(_) => return false,
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot look for silent locations");
-            return false;
-        }
+/// Sends the batch being filled to the writer (waiting while the writer still has one
+/// queued); nothing if it is empty.
+async fn hand_over(filling: &Mutex<Consumed>, jobs: &mpsc::Sender<Job>, metrics: &SinkMetrics) {
+    let filled = match filling.lock() {
+        Ok(mut f) if !f.batch.is_empty() => std::mem::take(&mut *f),
+        _ => return,
     };
-    let flushed = !p.batch.is_empty();
-    flush(p, consumer, token).await;
-    let alerts = p.store.alerts.clone();
-    match verdicts::sweep_with(&mut p.store.client, &sites, alerts.as_deref()).await {
-        Ok(saved) => {
-            p.store.metrics.events.add(saved.events);
-            if saved.events > 0 {
-                tracing::info!(
-                    events = saved.events,
-                    "sweep: silent locations left the vote"
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "sweep for silent locations failed; trying again"),
-    }
-    flushed
+    metrics.pending.set(0);
+    send(jobs, Job::Store(filled)).await;
 }
 
-/// Adds one consumed message to the pending batch: decoded (a result, or a site catalog
-/// entry from `catalog_topic`), or kept aside as rejected.
-fn add(p: &mut Pending, m: &BorrowedMessage<'_>, catalog_topic: Option<&str>) {
-    p.next_offsets
+/// Queues `job` for the writer.
+async fn send(jobs: &mpsc::Sender<Job>, job: Job) {
+    if jobs.send(job).await.is_err() {
+        // Only if the writer task panicked; its offsets stay uncommitted.
+        tracing::error!("the batch writer has stopped; consumed messages will be redelivered");
+    }
+}
+
+/// Adds one consumed message to the batch being filled: decoded (a result, or a site
+/// catalog entry from `catalog_topic`), or kept aside as rejected.
+fn add(
+    f: &mut Consumed,
+    m: &BorrowedMessage<'_>,
+    catalog_topic: Option<&str>,
+    metrics: &SinkMetrics,
+) {
+    f.next_offsets
         .insert((m.topic().to_string(), m.partition()), m.offset() + 1);
     let decoded = if Some(m.topic()) == catalog_topic {
         let timestamp = m.timestamp().to_millis();
-        decode_catalog(m.key(), m.payload(), timestamp).map(|e| p.batch.catalog.push(e))
+        decode_catalog(m.key(), m.payload(), timestamp).map(|e| f.batch.catalog.push(e))
     } else {
-        decode_row(m.payload(), m.partition(), m.offset()).map(|row| p.batch.rows.push(row))
+        decode_row(m.payload(), m.partition(), m.offset()).map(|row| f.batch.rows.push(row))
     };
     match decoded {
         Ok(()) => {}
         Err(rejection) => {
             tracing::warn!(partition = m.partition(), offset = m.offset(), %rejection, "rejected message");
-            p.batch.rejected.push(Rejected {
+            f.batch.rejected.push(Rejected {
                 topic: m.topic().to_string(),
                 partition: m.partition(),
                 offset: m.offset(),
@@ -284,7 +292,7 @@ fn add(p: &mut Pending, m: &BorrowedMessage<'_>, catalog_topic: Option<&str>) {
             });
         }
     }
-    p.store.metrics.pending.set(p.batch.len() as i64);
+    metrics.pending.set(f.batch.len() as i64);
 }
 
 /// Sleeps until `deadline` (forever without one; the select arm is disabled then).

@@ -1,6 +1,7 @@
-//! Storing what has been consumed: the pending batch is written by the [`Pipeline`]
-//! (retrying while the database is down) and only then are its Kafka offsets committed.
-//! Used by the consume loop (`consumer`) and before partitions are revoked (`context`).
+//! Storing what has been consumed: a batch is written by the [`Pipeline`] (retrying while
+//! the database is down) and only then are its Kafka offsets committed. Used by the writer
+//! task (`writer`), which gets batches from the consume loop (`consumer`) and, before
+//! partitions are revoked, from the consumer context (`context`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -19,7 +20,7 @@ use crate::pipeline::{Batch, Pipeline, WriteStats};
 
 /// Longest pause between database retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// How long shutdown (or a rebalance) keeps retrying to store the current batch.
+/// How long shutdown (or a rebalance) keeps retrying to store what was consumed.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The database side of the loop: connection, how to reconnect, what to run, what to count.
@@ -32,50 +33,38 @@ pub(crate) struct Store {
     pub(crate) alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
-/// What has been consumed and not yet stored, with where to store it. Shared by the consume
-/// loop and the consumer context, which flushes it before partitions are revoked.
-pub(crate) struct Pending {
-    pub(crate) store: Store,
+/// Consumed messages not yet stored: a batch and the offsets to commit once it is.
+#[derive(Debug, Default)]
+pub(crate) struct Consumed {
     pub(crate) batch: Batch,
     /// Next offset to commit per (topic, partition) once the batch is stored.
     pub(crate) next_offsets: HashMap<(String, i32), i64>,
 }
 
-impl Pending {
-    /// Nothing pending yet.
-    pub(crate) fn new(store: Store) -> Self {
-        Pending {
-            store,
-            batch: Batch::default(),
-            next_offsets: HashMap::new(),
-        }
-    }
-}
-
-/// Writes the pending batch (retrying while the database is down, until `token` is
-/// cancelled), then commits its offsets. An empty batch is a no-op; a batch given up on
-/// stays pending and its offsets uncommitted (it will be redelivered).
-pub(crate) async fn flush<C, X>(pending: &mut Pending, consumer: &C, token: &CancellationToken)
-where
-    C: Consumer<X>,
-    X: ConsumerContext,
-{
-    if pending.batch.is_empty() {
-        return;
-    }
-    if !pending
-        .store
-        .write_until_stored(&pending.batch, token)
-        .await
-    {
-        return;
-    }
-    commit_offsets(consumer, pending.next_offsets.drain());
-    pending.batch = Batch::default();
-    pending.store.metrics.pending.set(0);
-}
-
 impl Store {
+    /// Writes `consumed`'s batch (retrying while the database is down, until `token` is
+    /// cancelled), then commits its offsets; false if it gave up (nothing committed: the
+    /// batch will be redelivered). An empty batch is a no-op.
+    pub(crate) async fn store_and_commit<C, X>(
+        &mut self,
+        consumed: Consumed,
+        consumer: &C,
+        token: &CancellationToken,
+    ) -> bool
+    where
+        C: Consumer<X>,
+        X: ConsumerContext,
+    {
+        if consumed.batch.is_empty() {
+            return true;
+        }
+        if !self.write_until_stored(&consumed.batch, token).await {
+            return false;
+        }
+        commit_offsets(consumer, consumed.next_offsets.into_iter());
+        true
+    }
+
     /// Writes `batch`, reconnecting and retrying with backoff on failure; false if `token`
     /// was cancelled first.
     async fn write_until_stored(&mut self, batch: &Batch, token: &CancellationToken) -> bool {
@@ -91,7 +80,7 @@ impl Store {
                 Err(e) => {
                     self.metrics.db_up.store(false, Ordering::Relaxed);
                     self.metrics.db_errors.inc();
-                    tracing::warn!(error = %e, messages = batch.len(), retry_in = ?backoff, "cannot store batch; not consuming until it is stored");
+                    tracing::warn!(error = %e, messages = batch.len(), retry_in = ?backoff, "cannot store batch; consuming pauses (one batch ahead) until it is stored");
                     if self.client.is_closed() {
                         match self.db.connect(token).await {
                             Some(c) => self.client = c,
@@ -143,11 +132,13 @@ where
     }
 }
 
-/// A token cancelled after [`SHUTDOWN_GRACE`]: bounds a last flush while the database is down.
-pub(crate) fn grace_token() -> CancellationToken {
+/// A token cancelled [`SHUTDOWN_GRACE`] after `token` is: what is being stored when the sink
+/// is told to stop (and what was consumed before) gets that long, if the database is down.
+pub(crate) fn grace_after(token: &CancellationToken) -> CancellationToken {
     let grace = CancellationToken::new();
-    let expire = grace.clone();
+    let (expire, stop) = (grace.clone(), token.clone());
     tokio::spawn(async move {
+        stop.cancelled().await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
         expire.cancel();
     });

@@ -25,6 +25,7 @@ pub mod rollups;
 mod sweeper;
 pub mod verdicts;
 pub mod web;
+mod writer;
 
 pub use config::SinkConfig;
 pub use consumer::{run, run_with, SinkError};

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../migrations/0003_rollups.sql")),
     (4, include_str!("../migrations/0004_verdicts.sql")),
     (5, include_str!("../migrations/0005_alerts.sql")),
+    (6, include_str!("../migrations/0006_rollup_cursors.sql")),
 ];
 
 /// The schema version this build writes.

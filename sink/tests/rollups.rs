@@ -2,7 +2,8 @@
 //! or two agents, gaps, late batches, redeliveries, two sinks writing at once) the rollups
 //! the batches maintained equal an independent SQL recomputation from the raw results, and
 //! `sitewatch-sink rollup --rebuild --since DATE` (library and binary) reproduces them
-//! byte for byte; percentiles from the sketches are within 2.1% of the exact ones.
+//! byte for byte; also across the upgrade that makes the rollup cursors from the results
+//! stored before it. Percentiles from the sketches are within 2.1% of the exact ones.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -205,6 +206,37 @@ async fn recomputed_in_sql(client: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Every (site, location) with stored results has a cursor naming its latest check.
+async fn assert_cursors_are_latest(client: &Client) {
+    let wrong: Vec<String> = client
+        .query(
+            "SELECT concat_ws('|', site_id, location_id, m.started_at, m.agent_id, c.last_at,
+                              c.last_agent)
+             FROM (SELECT DISTINCT ON (r.site_id, a.location_id)
+                          r.site_id, a.location_id, r.started_at, r.agent_id
+                   FROM results r JOIN agents a ON a.id = r.agent_id
+                   ORDER BY r.site_id, a.location_id, r.started_at DESC, r.agent_id DESC) m
+             FULL JOIN rollup_cursors c USING (site_id, location_id)
+             WHERE (m.started_at, m.agent_id) IS DISTINCT FROM (c.last_at, c.last_agent)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "cursors not at the latest check: {wrong:?}"
+    );
+    let cursors: i64 = client
+        .query_one("SELECT count(*) FROM rollup_cursors", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cursors, (SITES.len() * 3) as i64, "sites x locations");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_equal_a_recomputation_on_a_random_workload_with_redeliveries() {
     let db = TestDb::create().await;
@@ -224,11 +256,24 @@ async fn rollups_equal_a_recomputation_on_a_random_workload_with_redeliveries() 
         "the plan redelivers: {sent} sent for {distinct}"
     );
 
+    // Stored before version 6: the migration makes the cursors from these results.
+    let (first, one) = one.split_at(one.len() / 4);
+    let mut stored_first = 0;
+    for batch in first {
+        stored_first += write_batch(&mut client, batch).await.unwrap().inserted;
+    }
+    client
+        .batch_execute("DROP TABLE rollup_cursors; DELETE FROM schema_migrations WHERE version = 6")
+        .await
+        .unwrap();
+    assert_eq!(migrations::migrate(&mut client).await.unwrap(), 1);
+    assert_cursors_are_latest(&client).await;
+
     // Two sinks at once, one of them writing every other batch through the staging table.
     let (mut a, mut b) = (db.client().await, db.client().await);
     let sink_one = async {
-        let mut stored = 0;
-        for batch in &one {
+        let mut stored = stored_first;
+        for batch in one {
             stored += write_batch(&mut a, batch).await.unwrap().inserted;
         }
         stored
@@ -258,6 +303,7 @@ async fn rollups_equal_a_recomputation_on_a_random_workload_with_redeliveries() 
         .collect();
     assert_eq!(without_sketch, recomputed_in_sql(&client).await);
     assert!(incremental.len() > 300, "{} rows", incremental.len());
+    assert_cursors_are_latest(&client).await;
 
     // The rebuild recomputes the same rows, sketches included; so does the binary.
     let since: NaiveDate = (end - Duration::hours(36)).date_naive();

@@ -19,10 +19,8 @@ impl Step for Rollups {
         Box::pin(async move {
             let new: Vec<NewChecks> = stored
                 .by_location()
-                .map(|run| NewChecks {
-                    site_id: run[0].site_id,
-                    location_id: run[0].location_id,
-                    checks: run
+                .map(|run| {
+                    let mut checks: Vec<Check> = run
                         .iter()
                         .map(|s| Check {
                             started_at: codes::as_stored(s.result.started_at),
@@ -30,7 +28,15 @@ impl Step for Rollups {
                             outcome: codes::outcome(s.result.outcome),
                             total_us: codes::micros(s.result.timings_ms.total),
                         })
-                        .collect(),
+                        .collect();
+                    // The run is in the order of the times as sent; as stored (whole µs)
+                    // two agents' checks may swap.
+                    checks.sort_by_key(Check::order);
+                    NewChecks {
+                        site_id: run[0].site_id,
+                        location_id: run[0].location_id,
+                        checks,
+                    }
                 })
                 .collect();
             rollups::apply(tx, &new).await.map_err(|e| match e {

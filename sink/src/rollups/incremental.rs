@@ -1,14 +1,18 @@
-//! Rollups kept up to date inside the batch transaction. For each (site, location) the
-//! batch stored checks for, the checks stored from just before the batch's earliest one on
-//! are read back, so the change is exact even when a late result lands between stored ones
-//! (it shortens the time its successor covers). Only checks the batch stored are counted:
-//! a redelivered one never reaches here.
+//! Rollups kept up to date inside the batch transaction. Each new check counts in its
+//! buckets and covers the time since its (site, location)'s previous check. For a (site,
+//! location) whose new checks all come after its latest stored one (`cursors`; the rule when
+//! results arrive in order, and when a backlog is caught up on), that latest one is the
+//! predecessor and nothing else changes. For the others (a late result landed between
+//! stored ones, which shortens the time its successor covers), the checks stored from just
+//! before the batch's earliest one on are read back, so the change stays exact. Only checks
+//! the batch stored are counted: a redelivered one never reaches here.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 
+use super::cursors::{self, Order};
 use super::rollup::{span_ms, Check, Resolution, Rollup, MAX_GAP};
 use super::table::{self, Key, RollupError};
 
@@ -69,23 +73,54 @@ impl Changes {
     }
 }
 
-/// Applies the batch's new checks to the rollup tables; returns the rows written. The
-/// caller holds the sites' locks and has made sure `rollup_hourly` has partitions for the
-/// checks' days (`partitions::ensure_days`, before taking them).
+/// Applies the batch's new checks (one group per (site, location)) to the rollup tables;
+/// returns the rows written. The caller holds the sites' locks and has made sure
+/// `rollup_hourly` has partitions for the checks' days (`partitions::ensure_days`, before
+/// taking them).
 pub async fn apply(tx: &Transaction<'_>, new: &[NewChecks]) -> Result<u64, RollupError> {
     if new.is_empty() {
         return Ok(0);
     }
-    let stored = neighbours(tx, new).await?;
+    let latest: Vec<Option<Order>> = cursors::read(tx, new).await?;
+    let after_latest: Vec<bool> = new
+        .iter()
+        .zip(&latest)
+        .map(|(group, cursor)| comes_after(group, *cursor))
+        .collect();
+    let late: Vec<&NewChecks> = new
+        .iter()
+        .zip(&after_latest)
+        .filter(|(_, after)| !**after)
+        .map(|(group, _)| group)
+        .collect();
+    let mut read_back = neighbours(tx, &late).await?.into_iter();
     let mut changes = Changes::default();
-    for (group, around) in new.iter().zip(stored) {
-        changes_of(&mut changes, group, around);
+    for ((group, cursor), after) in new.iter().zip(&latest).zip(after_latest) {
+        if after {
+            // Nothing is stored after the first new check: the sequence is the latest
+            // stored check, then the new ones.
+            changes_of(&mut changes, group, cursor.map(|(at, _)| at), &group.checks);
+        } else if let Some(around) = read_back.next() {
+            let previous = around.previous.map(|c| c.started_at);
+            changes_of(&mut changes, group, previous, &around.from_first);
+        }
     }
+    cursors::advance(tx, new, &latest).await?;
     let mut written = 0;
     for resolution in Resolution::ALL {
         written += merge_into(tx, resolution, &changes).await?;
     }
     Ok(written)
+}
+
+/// Whether all of `group`'s new checks come after its `latest` stored one (checks are
+/// unique in this order, so a new check is never equal to a stored one).
+fn comes_after(group: &NewChecks, latest: Option<Order>) -> bool {
+    let first = group.checks.iter().map(Check::order).min();
+    match (latest, first) {
+        (Some(latest), Some(first)) => latest < first,
+        _ => true,
+    }
 }
 
 /// Adds the batch's changes to the stored rows and writes them.
@@ -115,8 +150,11 @@ struct Around {
     from_first: Vec<Check>,
 }
 
-/// Reads [`Around`] for every group, in one statement.
-async fn neighbours(tx: &Transaction<'_>, new: &[NewChecks]) -> Result<Vec<Around>, RollupError> {
+/// Reads [`Around`] for every group, in one statement (none for no groups).
+async fn neighbours(tx: &Transaction<'_>, new: &[&NewChecks]) -> Result<Vec<Around>, RollupError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
     let sites: Vec<i32> = new.iter().map(|g| g.site_id).collect();
     let locations: Vec<i16> = new.iter().map(|g| g.location_id).collect();
     let first: Vec<DateTime<Utc>> = new
@@ -175,25 +213,32 @@ async fn neighbours(tx: &Transaction<'_>, new: &[NewChecks]) -> Result<Vec<Aroun
     Ok(around)
 }
 
-/// The changes one group's new checks make: each new check is counted with the time it
-/// covers; a stored check whose predecessor is now a new (late) check covers less.
-fn changes_of(changes: &mut Changes, group: &NewChecks, around: Around) {
+/// The changes one group's new checks make, given its stored checks from the first new one
+/// on (`from_first`, new ones included, in order) and the stored check before those
+/// (`previous`, when it started): each new check is counted with the time it covers; a
+/// stored check whose predecessor is now a new (late) check covers less.
+fn changes_of(
+    changes: &mut Changes,
+    group: &NewChecks,
+    previous: Option<DateTime<Utc>>,
+    from_first: &[Check],
+) {
     let new: HashSet<(DateTime<Utc>, i16)> = group.checks.iter().map(Check::order).collect();
     let (site, location) = (group.site_id, group.location_id);
     // The sequence with the batch (after) and without it (before, as the rollups have it).
-    let mut after: Option<Check> = around.previous;
-    let mut before: Option<Check> = around.previous;
-    for check in &around.from_first {
-        let span = span_ms(after.as_ref(), check);
+    let mut after = previous;
+    let mut before = previous;
+    for check in from_first {
+        let span = span_ms(after, check);
         if new.contains(&check.order()) {
             changes.add(site, location, check, span);
         } else {
-            let was = span_ms(before.as_ref(), check);
+            let was = span_ms(before, check);
             if span != was {
                 changes.recover(site, location, check, span - was);
             }
-            before = Some(*check);
+            before = Some(check.started_at);
         }
-        after = Some(*check);
+        after = Some(check.started_at);
     }
 }

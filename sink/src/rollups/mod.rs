@@ -2,6 +2,7 @@
 //! pipeline's rollup step (`incremental`), recomputed from raw results by `rebuild`, read
 //! by reports. See `rollup` for what a row holds and `sketch` for the latency histogram.
 
+mod cursors;
 pub mod incremental;
 pub mod rebuild;
 pub mod rollup;

@@ -1,7 +1,8 @@
 //! `sitewatch-sink rollup --rebuild --since DATE`: every rollup row from DATE on is
 //! recomputed from the raw results, a few sites per transaction (their rows locked, so a
 //! running sink waits for them and carries on after). The checks are added up by the same
-//! code the batch step uses, so a rebuild of correct rollups changes nothing.
+//! code the batch step uses, so a rebuild of correct rollups changes nothing. It leaves the
+//! rollup cursors (`cursors`) alone: they follow `results`, which a rebuild does not change.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use tokio_postgres::{Client, Transaction};
@@ -152,9 +153,9 @@ async fn rebuild_sites(
             };
             let before = previous
                 .filter(|(s, l, _)| (*s, *l) == (site, location))
-                .map(|(_, _, c)| c);
+                .map(|(_, _, c)| c.started_at);
             if check.started_at >= from {
-                changes.add(site, location, &check, span_ms(before.as_ref(), &check));
+                changes.add(site, location, &check, span_ms(before, &check));
             }
             previous = Some((site, location, check));
             done.results += 1;

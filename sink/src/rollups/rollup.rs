@@ -68,11 +68,12 @@ impl Check {
     }
 }
 
-/// Milliseconds `check` covers after `previous` (see [`MAX_GAP`]).
-pub fn span_ms(previous: Option<&Check>, check: &Check) -> i64 {
+/// Milliseconds `check` covers after a previous check that started at `previous` (see
+/// [`MAX_GAP`]).
+pub fn span_ms(previous: Option<DateTime<Utc>>, check: &Check) -> i64 {
     match previous {
-        Some(p) if check.started_at - p.started_at <= MAX_GAP => {
-            check.started_at.timestamp_millis() - p.started_at.timestamp_millis()
+        Some(p) if check.started_at - p <= MAX_GAP => {
+            check.started_at.timestamp_millis() - p.timestamp_millis()
         }
         _ => 0,
     }
