@@ -66,6 +66,10 @@ async fn main() {
     for (what, sql) in [
         ("sites", "SELECT count(*) FROM sites"),
         ("daily rollup rows", "SELECT count(*) FROM rollup_daily"),
+        (
+            "site daily rollup rows",
+            "SELECT count(*) FROM rollup_site_daily",
+        ),
         ("hourly rollup rows", "SELECT count(*) FROM rollup_hourly"),
         ("raw results", "SELECT count(*) FROM results"),
     ] {
@@ -265,6 +269,10 @@ async fn fill(client: &mut Client) {
         )
         .await
         .unwrap();
+    // The per-site daily rows, as the migration that adds them fills them.
+    let tx = client.transaction().await.unwrap();
+    sitewatch_sink::rollups::site::fill(&tx).await.unwrap();
+    tx.commit().await.unwrap();
     eprintln!("daily rollups written");
 
     let first_hour = today - TimeDelta::days(HOURLY_DAYS - 1);

@@ -2,7 +2,9 @@
 //! transaction under an advisory lock, so several sinks may start at once. A database whose
 //! schema is newer than this build knows is refused: an older sink must not write into it.
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
+
+use crate::rollups::{self, RollupError};
 
 /// Lock key serialising migrations across sinks.
 const MIGRATION_LOCK: i64 = 0x5157_6174_6368; // "sitewatch"-ish, fixed forever
@@ -15,7 +17,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../migrations/0004_verdicts.sql")),
     (5, include_str!("../migrations/0005_alerts.sql")),
     (6, include_str!("../migrations/0006_rollup_cursors.sql")),
+    (
+        SITE_ROLLUPS,
+        include_str!("../migrations/0007_site_rollups.sql"),
+    ),
 ];
+
+/// The version that adds `rollup_site_daily`, filled from Rust after its SQL (see [`after`]).
+pub const SITE_ROLLUPS: i32 = 7;
 
 /// The schema version this build writes.
 pub const LATEST: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -32,6 +41,9 @@ pub enum MigrationError {
         /// The database's version.
         found: i32,
     },
+    /// A migration's work in Rust failed.
+    #[error("{0}")]
+    Rollup(#[from] RollupError),
     /// The database has not been migrated to this build's schema.
     #[error("the database's schema is version {found}, this sitewatch-sink reads version {LATEST}; run `sitewatch-sink migrate`")]
     Behind {
@@ -72,6 +84,7 @@ pub async fn migrate_to(client: &mut Client, target: i32) -> Result<usize, Migra
             continue;
         }
         tx.batch_execute(sql).await?;
+        after(&tx, *version).await?;
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[version],
@@ -82,6 +95,16 @@ pub async fn migrate_to(client: &mut Client, target: i32) -> Result<usize, Migra
     }
     tx.commit().await?;
     Ok(count)
+}
+
+/// What a migration needs done after its SQL that SQL cannot do, in its transaction.
+async fn after(tx: &Transaction<'_>, version: i32) -> Result<(), MigrationError> {
+    if version == SITE_ROLLUPS {
+        // Merging latency sketches needs the sink's sketch code.
+        let rows = rollups::site::fill(tx).await?;
+        tracing::info!(rows, "per-site daily rollups filled from the daily rollups");
+    }
+    Ok(())
 }
 
 /// Checks, without changing anything, that the database is at [`LATEST`] (for readers such

@@ -1,7 +1,8 @@
 //! Tiered retention: raw results for `raw_days` (daily partitions dropped whole), hourly
 //! rollups for `hourly_days` (monthly partitions dropped once wholly older), daily rollups
-//! kept, or for `daily_days`. Rollups are written in the transaction that stores the results
-//! they count, so dropping raw results never loses what the rollups say about them.
+//! (per location and per site) kept, or for `daily_days`. Rollups are written in the
+//! transaction that stores the results they count, so dropping raw results never loses what
+//! the rollups say about them.
 //! Alert history (finished notifications, ended maintenance periods) is kept as long as the
 //! hourly rollups: the pages show at most 90 days of it, and pending notifications are never
 //! touched.
@@ -10,6 +11,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use tokio_postgres::Client;
 
 use crate::partitions::{self, RESULTS, ROLLUP_HOURLY};
+use crate::rollups::Resolution;
 
 /// How long each tier is kept, in days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct Dropped {
     pub hourly: Vec<String>,
     /// Daily rollup rows.
     pub daily_rows: u64,
+    /// Per-site daily rollup rows.
+    pub site_daily_rows: u64,
     /// Notifications delivered or given up on before the hourly cut.
     pub notifications: u64,
     /// Maintenance periods ended before the hourly cut.
@@ -76,8 +80,10 @@ pub async fn apply(
     }
     if let Some(cut) = retention.daily_days.and_then(before) {
         let cut = midnight(cut);
-        dropped.daily_rows = client
-            .execute("DELETE FROM rollup_daily WHERE bucket < $1", &[&cut])
+        let delete = |r: Resolution| format!("DELETE FROM {} WHERE bucket < $1", r.table());
+        dropped.daily_rows = client.execute(&delete(Resolution::Daily), &[&cut]).await?;
+        dropped.site_daily_rows = client
+            .execute(&delete(Resolution::SiteDaily), &[&cut])
             .await?;
     }
     Ok(dropped)

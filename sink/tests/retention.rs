@@ -1,5 +1,6 @@
 //! Tiered retention against real PostgreSQL: raw results, hourly rollups and daily rollups
-//! each kept for their own time; dropping raw days keeps what the rollups say about them.
+//! (per location and per site) each kept for their own time; dropping raw days keeps what
+//! the rollups say about them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -65,6 +66,10 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
     .await
     .unwrap();
     assert_eq!(count(&client, "SELECT count(*) FROM rollup_daily").await, 4);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM rollup_site_daily").await,
+        4
+    );
     // Alert history: a notification delivered and a maintenance period ended 200 days ago
     // go with the hourly rollups; one still pending after as long, and recent ones, stay.
     let old = noon(ago(200));
@@ -102,7 +107,7 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
         dropped.hourly,
         vec![format!("rollup_hourly_{}", days[0].format("%Y%m"))]
     );
-    assert_eq!(dropped.daily_rows, 0);
+    assert_eq!((dropped.daily_rows, dropped.site_daily_rows), (0, 0));
     assert_eq!(
         (dropped.notifications, dropped.maintenance_periods),
         (1, 1),
@@ -134,11 +139,13 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
         .map(|r| r.get::<_, DateTime<Utc>>(0).date_naive())
         .collect();
     assert_eq!(hourly_days, days[1..]);
-    assert_eq!(
-        count(&client, "SELECT sum(up) FROM rollup_daily").await,
-        4,
-        "every check is still counted"
-    );
+    for table in ["rollup_daily", "rollup_site_daily"] {
+        assert_eq!(
+            count(&client, &format!("SELECT sum(up) FROM {table}")).await,
+            4,
+            "every check is still counted in {table}"
+        );
+    }
     let cut: Option<NaiveDate> = client
         .query_one("SELECT raw_dropped_before FROM retention_state", &[])
         .await
@@ -160,13 +167,15 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
     )
     .await
     .unwrap();
-    assert_eq!(dropped.daily_rows, 1);
-    let kept: Vec<NaiveDate> = client
-        .query("SELECT bucket FROM rollup_daily ORDER BY bucket", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<_, DateTime<Utc>>(0).date_naive())
-        .collect();
-    assert_eq!(kept, days[1..]);
+    assert_eq!((dropped.daily_rows, dropped.site_daily_rows), (1, 1));
+    for table in ["rollup_daily", "rollup_site_daily"] {
+        let kept: Vec<NaiveDate> = client
+            .query(&format!("SELECT bucket FROM {table} ORDER BY bucket"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, DateTime<Utc>>(0).date_naive())
+            .collect();
+        assert_eq!(kept, days[1..], "{table}");
+    }
 }

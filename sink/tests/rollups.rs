@@ -2,8 +2,10 @@
 //! or two agents, gaps, late batches, redeliveries, two sinks writing at once) the rollups
 //! the batches maintained equal an independent SQL recomputation from the raw results, and
 //! `sitewatch-sink rollup --rebuild --since DATE` (library and binary) reproduces them
-//! byte for byte; also across the upgrade that makes the rollup cursors from the results
-//! stored before it. Percentiles from the sketches are within 2.1% of the exact ones.
+//! byte for byte, per-site daily rows included (as does the migration that adds those, from
+//! the per-location daily rows); also across the upgrade that makes the rollup cursors from
+//! the results stored before it. Percentiles from the sketches are within 2.1% of the exact
+//! ones.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -149,7 +151,8 @@ fn batch(rows: Vec<Row>) -> Batch {
     }
 }
 
-/// Every rollup row as text (latency as hex), in key order.
+/// Every rollup row as text (latency as hex), in key order; per-site rows (`s`) with
+/// location 0.
 async fn rollup_rows(client: &Client) -> Vec<String> {
     client
         .query(
@@ -157,7 +160,11 @@ async fn rollup_rows(client: &Client) -> Vec<String> {
                     degraded_ms, down_ms, total_us_sum, total_us_min, total_us_max,
                     encode(latency, 'hex'))
              FROM (SELECT 'h' AS t, * FROM rollup_hourly
-                   UNION ALL SELECT 'd', * FROM rollup_daily) r
+                   UNION ALL SELECT 'd', * FROM rollup_daily
+                   UNION ALL SELECT 's', bucket, up_ms, degraded_ms, down_ms, total_us_sum,
+                                    site_id, up, degraded, down, total_us_min, total_us_max,
+                                    0::int2, latency
+                             FROM rollup_site_daily) r
              ORDER BY t, site_id, location_id, bucket",
             &[],
         )
@@ -169,7 +176,8 @@ async fn rollup_rows(client: &Client) -> Vec<String> {
 }
 
 /// The rollups recomputed from `results` in SQL alone (everything but the sketches), as
-/// `rollup_rows` prints them without the latency column.
+/// `rollup_rows` prints them without the latency column: a per-site row adds up the site's
+/// checks from every location, each covering the time since its own location's previous.
 async fn recomputed_in_sql(client: &Client) -> Vec<String> {
     client
         .query(
@@ -185,9 +193,14 @@ async fn recomputed_in_sql(client: &Client) -> Vec<String> {
                                 ELSE 0 END AS span
                  FROM c),
              b AS (
-                 SELECT 'h' AS t, date_trunc('hour', started_at, 'UTC') AS bucket, * FROM s
+                 SELECT 'h' AS t, date_trunc('hour', started_at, 'UTC') AS bucket, site_id,
+                        location_id, outcome, total_us, span FROM s
                  UNION ALL
-                 SELECT 'd', date_trunc('day', started_at, 'UTC'), * FROM s)
+                 SELECT 'd', date_trunc('day', started_at, 'UTC'), site_id, location_id,
+                        outcome, total_us, span FROM s
+                 UNION ALL
+                 SELECT 's', date_trunc('day', started_at, 'UTC'), site_id, 0, outcome,
+                        total_us, span FROM s)
              SELECT concat_ws('|', t, site_id, location_id, bucket,
                     count(*) FILTER (WHERE outcome = 0), count(*) FILTER (WHERE outcome = 1),
                     count(*) FILTER (WHERE outcome = 2),
@@ -311,7 +324,10 @@ async fn rollups_equal_a_recomputation_on_a_random_workload_with_redeliveries() 
     assert_eq!(done.results as usize, distinct);
     assert_eq!(rollup_rows(&client).await, incremental);
     client
-        .batch_execute("UPDATE rollup_daily SET up = up + 1")
+        .batch_execute(
+            "UPDATE rollup_daily SET up = up + 1;
+             UPDATE rollup_site_daily SET latency = '\\x01'",
+        )
         .await
         .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sitewatch-sink"))
@@ -329,6 +345,27 @@ async fn rollups_equal_a_recomputation_on_a_random_workload_with_redeliveries() 
         rollup_rows(&client).await,
         incremental,
         "a damaged row is repaired"
+    );
+    assert!(
+        incremental.iter().any(|r| r.starts_with("s|")),
+        "per-site rows are compared"
+    );
+
+    // The migration that adds the per-site table fills it from the per-location daily rows
+    // with the same result.
+    client
+        .batch_execute(&format!(
+            "DROP TABLE rollup_site_daily;
+             DELETE FROM schema_migrations WHERE version = {}",
+            migrations::SITE_ROLLUPS
+        ))
+        .await
+        .unwrap();
+    assert_eq!(migrations::migrate(&mut client).await.unwrap(), 1);
+    assert_eq!(
+        rollup_rows(&client).await,
+        incremental,
+        "the migration's fill equals the incremental rows"
     );
 
     // Percentiles from each daily sketch against the exact nearest-rank ones.

@@ -108,7 +108,7 @@ pub async fn copy_reference(client: &Client, tag: &str) -> Duration {
         data.extend_from_slice(&chunk.unwrap());
     }
     client
-        .batch_execute("TRUNCATE results, site_events, rollup_hourly, rollup_daily, location_states, site_verdicts, incidents")
+        .batch_execute("TRUNCATE results, site_events, rollup_hourly, rollup_daily, rollup_site_daily, location_states, site_verdicts, incidents")
         .await
         .unwrap();
     copy_file(client, "results", data, tag).await

@@ -1,17 +1,20 @@
-//! One site's figures bucket by bucket and location, from a rollup table: what daily bars
-//! and latency charts draw.
+//! One site's figures bucket by bucket, per location or with every location added up, from
+//! a rollup table: what daily bars and latency charts draw.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 
 use super::source::Source;
 use super::window::uptime_pct;
-use crate::rollups::Sketch;
+use crate::rollups::{Resolution, Sketch};
 
-/// One rollup row of a site: a location's checks in one hour or day.
+/// The location of rows that add up every location of the site.
+pub const ALL_LOCATIONS: &str = "all";
+
+/// One rollup row of a site: a location's (or every location's) checks in one hour or day.
 #[derive(Debug, Clone)]
 pub struct BucketFigures {
-    /// Where the checks came from.
+    /// Where the checks came from ([`ALL_LOCATIONS`]: everywhere).
     pub location: String,
     /// Start of the hour or day.
     pub bucket: DateTime<Utc>,
@@ -55,17 +58,73 @@ pub async fn by_bucket<C: GenericClient>(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<BucketFigures>, tokio_postgres::Error> {
-    let Some(table) = source.rollup_table() else {
+    match source.resolution() {
+        Some(resolution) => read(client, resolution, site_id, since, until).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// As [`by_bucket`], every location added up (location [`ALL_LOCATIONS`]), one row per
+/// bucket: read from the per-site table where the source has one.
+pub async fn site_by_bucket<C: GenericClient>(
+    client: &C,
+    source: Source,
+    site_id: i32,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<BucketFigures>, tokio_postgres::Error> {
+    let Some(resolution) = source.site_resolution() else {
         return Ok(Vec::new());
+    };
+    let mut rows = read(client, resolution, site_id, since, until).await?;
+    if !resolution.per_location() {
+        return Ok(rows);
+    }
+    let mut sum: Vec<BucketFigures> = Vec::new();
+    rows.sort_by_key(|r| r.bucket);
+    for row in rows {
+        match sum.last_mut() {
+            Some(s) if s.bucket == row.bucket => {
+                s.up += row.up;
+                s.degraded += row.degraded;
+                s.down += row.down;
+                s.down_ms += row.down_ms;
+                s.degraded_ms += row.degraded_ms;
+                s.latency.merge(&row.latency);
+            }
+            _ => sum.push(BucketFigures {
+                location: ALL_LOCATIONS.into(),
+                ..row
+            }),
+        }
+    }
+    Ok(sum)
+}
+
+async fn read<C: GenericClient>(
+    client: &C,
+    resolution: Resolution,
+    site_id: i32,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<BucketFigures>, tokio_postgres::Error> {
+    let table = resolution.table();
+    let (location, join) = if resolution.per_location() {
+        (
+            "l.name".to_string(),
+            "JOIN locations l ON l.id = r.location_id",
+        )
+    } else {
+        (format!("'{ALL_LOCATIONS}'::text"), "")
     };
     let rows = client
         .query(
             &format!(
-                "SELECT l.name, r.bucket, r.up, r.degraded, r.down, r.down_ms, r.degraded_ms,
-                        r.latency
-                 FROM {table} r JOIN locations l ON l.id = r.location_id
+                "SELECT {location}, r.bucket, r.up, r.degraded, r.down, r.down_ms,
+                        r.degraded_ms, r.latency
+                 FROM {table} r {join}
                  WHERE r.site_id = $1 AND r.bucket >= $2 AND r.bucket < $3
-                 ORDER BY l.name, r.bucket"
+                 ORDER BY 1, r.bucket"
             ),
             &[&site_id, &since, &until],
         )

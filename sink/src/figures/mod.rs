@@ -6,6 +6,6 @@ mod buckets;
 mod source;
 mod window;
 
-pub use buckets::{by_bucket, BucketFigures};
+pub use buckets::{by_bucket, site_by_bucket, BucketFigures, ALL_LOCATIONS};
 pub use source::{choose, source_for, Source};
 pub use window::{by_site, counts_by_site, uptime_pct, Figures};

@@ -6,6 +6,8 @@ use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
+use crate::rollups::Resolution;
+
 /// Longest window read from raw results.
 const RAW_WINDOW: TimeDelta = TimeDelta::days(1);
 /// Longest window read from hourly rollups.
@@ -35,12 +37,21 @@ impl Source {
         }
     }
 
-    /// The rollup table it names (`None` for raw results).
-    pub fn rollup_table(self) -> Option<&'static str> {
+    /// Its rollup table of per-location rows (`None` for raw results).
+    pub fn resolution(self) -> Option<Resolution> {
         match self {
             Source::Results => None,
-            Source::HourlyRollups => Some("rollup_hourly"),
-            Source::DailyRollups => Some("rollup_daily"),
+            Source::HourlyRollups => Some(Resolution::Hourly),
+            Source::DailyRollups => Some(Resolution::Daily),
+        }
+    }
+
+    /// Its rollup table to read whole sites' figures from: per-site rows where there are
+    /// (daily), else per location.
+    pub fn site_resolution(self) -> Option<Resolution> {
+        match self {
+            Source::DailyRollups => Some(Resolution::SiteDaily),
+            other => other.resolution(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Each site's figures over a window: from raw results (a day or less; exact percentiles),
-//! or summed from rollup rows (percentiles from the added-up latency sketches); and, for
-//! pages that show several windows at once, each site's counts over several windows of one
-//! rollup table in a single pass.
+//! or summed from rollup rows, per site where the source has them (percentiles from the
+//! added-up latency sketches); and, for pages that show several windows at once, each site's
+//! counts over several windows of one rollup table in a single pass.
 
 use std::collections::HashMap;
 
@@ -11,7 +11,7 @@ use tokio_postgres::GenericClient;
 
 use super::source::Source;
 use crate::codes;
-use crate::rollups::Totals;
+use crate::rollups::{Resolution, Totals};
 
 /// A site's figures over a window.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -55,9 +55,9 @@ pub async fn by_site<C: GenericClient>(
     since: DateTime<Utc>,
     site: Option<i32>,
 ) -> Result<HashMap<i32, Figures>, tokio_postgres::Error> {
-    match source.rollup_table() {
+    match source.site_resolution() {
         None => from_results(client, since, site).await,
-        Some(table) => from_rollups(client, table, since, site).await,
+        Some(resolution) => from_rollups(client, resolution, since, site).await,
     }
 }
 
@@ -98,24 +98,30 @@ async fn from_results<C: GenericClient>(
 
 async fn from_rollups<C: GenericClient>(
     client: &C,
-    table: &str,
+    resolution: Resolution,
     since: DateTime<Utc>,
     site: Option<i32>,
 ) -> Result<HashMap<i32, Figures>, tokio_postgres::Error> {
+    let table = resolution.table();
+    let (locations, location) = if resolution.per_location() {
+        ("CROSS JOIN locations l", "AND location_id = l.id")
+    } else {
+        ("", "")
+    };
     let rows = client
         .query(
             &format!(
-                // Each (site, location)'s rows are an index range from `since` on: rows
-                // before it are never read, however long the table's history. (`OFFSET 0`
-                // keeps the planner from flattening the per-pair lookup into a scan of
+                // Each site's (or (site, location)'s) rows are an index range from `since`
+                // on: rows before it are never read, however long the table's history.
+                // (`OFFSET 0` keeps the planner from flattening the lookup into a scan of
                 // every row of the table's current partition.)
                 "SELECT s.id, sum(r.up), sum(r.degraded), sum(r.down),
                         sum(r.degraded_ms)::bigint, sum(r.down_ms)::bigint, array_agg(r.latency)
                  FROM sites s
-                 CROSS JOIN locations l
+                 {locations}
                  CROSS JOIN LATERAL (
                      SELECT up, degraded, down, degraded_ms, down_ms, latency FROM {table}
-                     WHERE site_id = s.id AND location_id = l.id AND bucket >= $1
+                     WHERE site_id = s.id {location} AND bucket >= $1
                      OFFSET 0
                  ) r
                  WHERE $2::int IS NULL OR s.id = $2
@@ -161,9 +167,10 @@ pub async fn counts_by_site<C: GenericClient>(
     source: Source,
     starts: &[DateTime<Utc>],
 ) -> Result<HashMap<i32, Vec<(i64, i64)>>, tokio_postgres::Error> {
-    let (Some(table), Some(earliest)) = (source.rollup_table(), starts.iter().min()) else {
+    let (Some(resolution), Some(earliest)) = (source.site_resolution(), starts.iter().min()) else {
         return Ok(HashMap::new());
     };
+    let table = resolution.table();
     let mut columns = String::new();
     for i in 0..starts.len() {
         let p = i + 2;

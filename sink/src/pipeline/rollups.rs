@@ -1,5 +1,5 @@
-//! Step: rollups per (site, location), hourly and daily, from the results the batch stored
-//! (`crate::rollups` does the work).
+//! Step: rollups per (site, location), hourly and daily, and per site daily, from the
+//! results the batch stored (`crate::rollups` does the work).
 
 use tokio_postgres::Transaction;
 
@@ -7,7 +7,7 @@ use super::step::{Step, StepError, StepFuture, Stored};
 use crate::codes;
 use crate::rollups::{self, Check, NewChecks, RollupError};
 
-/// Adds the batch's new results to `rollup_hourly` and `rollup_daily`.
+/// Adds the batch's new results to `rollup_hourly`, `rollup_daily` and `rollup_site_daily`.
 pub(super) struct Rollups;
 
 impl Step for Rollups {

@@ -14,7 +14,7 @@ use tokio_postgres::Transaction;
 
 use super::cursors::{self, Order};
 use super::rollup::{span_ms, Check, Resolution, Rollup, MAX_GAP};
-use super::table::{self, Key, RollupError};
+use super::table::{self, Key, RollupError, ALL_LOCATIONS};
 
 /// The checks of one (site, location) a batch stored, in order.
 #[derive(Debug, Clone)]
@@ -41,7 +41,11 @@ impl Changes {
     ) -> &mut Rollup {
         let key = Key {
             site_id,
-            location_id,
+            location_id: if resolution.per_location() {
+                location_id
+            } else {
+                ALL_LOCATIONS
+            },
             bucket: resolution.bucket(at),
         };
         self.0.entry((resolution, key)).or_default()

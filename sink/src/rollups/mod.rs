@@ -1,11 +1,13 @@
-//! Rollups per (site, location), hourly and daily: kept in the batch transaction by the
-//! pipeline's rollup step (`incremental`), recomputed from raw results by `rebuild`, read
-//! by reports. See `rollup` for what a row holds and `sketch` for the latency histogram.
+//! Rollups per (site, location), hourly and daily, and per site daily (`site`): kept in the
+//! batch transaction by the pipeline's rollup step (`incremental`), recomputed from raw
+//! results by `rebuild`, read by reports. See `rollup` for what a row holds and `sketch` for
+//! the latency histogram.
 
 mod cursors;
 pub mod incremental;
 pub mod rebuild;
 pub mod rollup;
+pub mod site;
 pub mod sketch;
 pub mod table;
 

@@ -49,7 +49,7 @@ pub struct Rebuilt {
     pub sites: u64,
     /// Raw results read (the hour before `since` included).
     pub results: u64,
-    /// Rollup rows written, hourly and daily.
+    /// Rollup rows written: hourly, daily and per-site daily.
     pub rows: u64,
 }
 

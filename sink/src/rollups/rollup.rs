@@ -13,24 +13,28 @@ use crate::codes;
 /// is time nobody observed, and the check covers nothing.
 pub const MAX_GAP: TimeDelta = TimeDelta::hours(1);
 
-/// Rollup granularities.
+/// Rollup tables: their granularity, and whether a row is one location's or the site's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resolution {
     /// `rollup_hourly`: buckets start on the hour (UTC).
     Hourly,
     /// `rollup_daily`: buckets start at midnight UTC.
     Daily,
+    /// `rollup_site_daily`: as `Daily`, every location of the site added up (what readers of
+    /// a site's figures over days read: one row per day, not one per location).
+    SiteDaily,
 }
 
 impl Resolution {
-    /// Both, in the order they are written.
-    pub const ALL: [Resolution; 2] = [Resolution::Hourly, Resolution::Daily];
+    /// Every table, in the order they are written.
+    pub const ALL: [Resolution; 3] = [Resolution::Hourly, Resolution::Daily, Resolution::SiteDaily];
 
     /// The table.
     pub fn table(self) -> &'static str {
         match self {
             Resolution::Hourly => "rollup_hourly",
             Resolution::Daily => "rollup_daily",
+            Resolution::SiteDaily => "rollup_site_daily",
         }
     }
 
@@ -38,8 +42,13 @@ impl Resolution {
     pub fn span(self) -> TimeDelta {
         match self {
             Resolution::Hourly => TimeDelta::hours(1),
-            Resolution::Daily => TimeDelta::days(1),
+            Resolution::Daily | Resolution::SiteDaily => TimeDelta::days(1),
         }
+    }
+
+    /// Whether a row is one location's (else the whole site's).
+    pub fn per_location(self) -> bool {
+        self != Resolution::SiteDaily
     }
 
     /// The start of the bucket holding `at`.

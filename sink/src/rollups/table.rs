@@ -1,6 +1,7 @@
 //! Rollup rows in the database: read for a set of keys, written back whole. Callers hold
 //! the sites' row locks (taken by the batch's store step, or by a rebuild), so no other
-//! writer changes these rows between the read and the write.
+//! writer changes these rows between the read and the write. Per-site tables have no
+//! location column; their keys carry [`ALL_LOCATIONS`].
 
 use std::collections::HashMap;
 
@@ -15,10 +16,31 @@ use super::sketch::{CorruptSketch, Sketch};
 pub struct Key {
     /// `sites.id`.
     pub site_id: i32,
-    /// `locations.id`.
+    /// `locations.id`, or [`ALL_LOCATIONS`] in a per-site table.
     pub location_id: i16,
     /// Start of the bucket.
     pub bucket: DateTime<Utc>,
+}
+
+/// The location of a per-site row's key (`locations.id` starts at 1).
+pub const ALL_LOCATIONS: i16 = 0;
+
+/// A per-location row's columns in the order [`from_row`] reads them (table alias `r`).
+pub const COLUMNS: &str = "r.site_id, r.location_id, r.bucket, r.up, r.degraded, r.down, \
+     r.up_ms, r.degraded_ms, r.down_ms, r.total_us_sum, r.total_us_min, r.total_us_max, r.latency";
+
+/// A row's location in a table of `resolution`: its column, or [`ALL_LOCATIONS`].
+fn location(resolution: Resolution) -> String {
+    if resolution.per_location() {
+        "r.location_id".to_string()
+    } else {
+        format!("{ALL_LOCATIONS}::int2")
+    }
+}
+
+/// [`COLUMNS`] as a table of `resolution` has them.
+fn columns(resolution: Resolution) -> String {
+    COLUMNS.replace("r.location_id", &location(resolution))
 }
 
 /// Why rollups could not be read or written.
@@ -54,15 +76,14 @@ pub async fn read<C: GenericClient>(
     let locations: Vec<i16> = keys.iter().map(|k| k.location_id).collect();
     let buckets: Vec<DateTime<Utc>> = keys.iter().map(|k| k.bucket).collect();
     let table = resolution.table();
+    let location = location(resolution);
     let rows = client
         .query(
             &format!(
-                "SELECT r.site_id, r.location_id, r.bucket, r.up, r.degraded, r.down, r.up_ms,
-                        r.degraded_ms, r.down_ms, r.total_us_sum, r.total_us_min, r.total_us_max,
-                        r.latency
-                 FROM {table} r
+                "SELECT {} FROM {table} r
                  JOIN unnest($1::int[], $2::int2[], $3::timestamptz[]) AS k(site_id, location_id, bucket)
-                   USING (site_id, location_id, bucket)"
+                   ON k.site_id = r.site_id AND k.location_id = {location} AND k.bucket = r.bucket",
+                columns(resolution)
             ),
             &[&sites, &locations, &buckets],
         )
@@ -129,15 +150,24 @@ pub async fn write<C: GenericClient>(
         .collect();
     let latency: Vec<Vec<u8>> = rows.iter().map(|(_, r)| r.latency.encode()).collect();
     let table = resolution.table();
+    let key = if resolution.per_location() {
+        "site_id, location_id, bucket"
+    } else {
+        "site_id, bucket"
+    };
     client
         .execute(
             &format!(
-                "INSERT INTO {table} (site_id, location_id, bucket, up, degraded, down, up_ms,
-                     degraded_ms, down_ms, total_us_sum, total_us_min, total_us_max, latency)
-                 SELECT * FROM unnest($1::int[], $2::int2[], $3::timestamptz[], $4::int[],
+                "INSERT INTO {table} ({key}, up, degraded, down, up_ms, degraded_ms, down_ms,
+                     total_us_sum, total_us_min, total_us_max, latency)
+                 SELECT {key}, up, degraded, down, up_ms, degraded_ms, down_ms, total_us_sum,
+                        total_us_min, total_us_max, latency
+                 FROM unnest($1::int[], $2::int2[], $3::timestamptz[], $4::int[],
                      $5::int[], $6::int[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
                      $11::int[], $12::int[], $13::bytea[])
-                 ON CONFLICT (site_id, location_id, bucket) DO UPDATE SET
+                     AS v(site_id, location_id, bucket, up, degraded, down, up_ms, degraded_ms,
+                          down_ms, total_us_sum, total_us_min, total_us_max, latency)
+                 ON CONFLICT ({key}) DO UPDATE SET
                      up = EXCLUDED.up, degraded = EXCLUDED.degraded, down = EXCLUDED.down,
                      up_ms = EXCLUDED.up_ms, degraded_ms = EXCLUDED.degraded_ms,
                      down_ms = EXCLUDED.down_ms, total_us_sum = EXCLUDED.total_us_sum,

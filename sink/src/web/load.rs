@@ -2,8 +2,6 @@
 //! figures from the rollups (through `crate::figures`, shared with `report`), raw results
 //! only for the last failed checks.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
@@ -158,12 +156,16 @@ pub async fn daily_bars(
     Ok(per_location(rows))
 }
 
-/// The same bars for the site as a whole: each day's checks from every location added up.
+/// The same bars for the site as a whole: each day's checks from every location added up
+/// (the per-site daily rollups).
 pub async fn daily_bars_all(client: &Client, site: &SiteState) -> Result<LocationSeries, WebError> {
     let now = Utc::now();
     let since = midnight_days_ago(now, BAR_DAYS - 1);
-    let rows = figures::by_bucket(client, Source::DailyRollups, site.id, since, now).await?;
-    Ok(all_locations(rows))
+    let rows = figures::site_by_bucket(client, Source::DailyRollups, site.id, since, now).await?;
+    Ok(LocationSeries {
+        location: figures::ALL_LOCATIONS.into(),
+        points: rows.iter().map(|f| point(f.bucket, f)).collect(),
+    })
 }
 
 /// The first bar's day.
@@ -216,29 +218,6 @@ fn per_location(rows: Vec<BucketFigures>) -> Vec<LocationSeries> {
         }
     }
     series
-}
-
-fn all_locations(rows: Vec<BucketFigures>) -> LocationSeries {
-    let mut by_bucket: BTreeMap<DateTime<Utc>, BucketFigures> = BTreeMap::new();
-    for row in rows {
-        match by_bucket.get_mut(&row.bucket) {
-            Some(sum) => {
-                sum.up += row.up;
-                sum.degraded += row.degraded;
-                sum.down += row.down;
-                sum.down_ms += row.down_ms;
-                sum.degraded_ms += row.degraded_ms;
-                sum.latency.merge(&row.latency);
-            }
-            None => {
-                by_bucket.insert(row.bucket, row);
-            }
-        }
-    }
-    LocationSeries {
-        location: "all".into(),
-        points: by_bucket.iter().map(|(b, f)| point(*b, f)).collect(),
-    }
 }
 
 /// Incidents of a site (or all sites) open at any time in the last `range`, newest first.
