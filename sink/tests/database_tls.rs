@@ -46,6 +46,38 @@ async fn require_encrypts_and_disable_does_not() {
 
     let db = Database::new(URL, Some(SslMode::Disable), None).unwrap();
     assert!(!encrypted(&db.connect_once().await.unwrap()).await);
+
+    // The default, `prefer`, encrypts when the server offers TLS (this one does).
+    let db = Database::new(URL, None, None).unwrap();
+    assert_eq!(db.ssl_mode(), SslMode::Prefer);
+    assert!(encrypted(&db.connect_once().await.unwrap()).await);
+}
+
+#[tokio::test]
+async fn verify_full_without_a_ca_file_still_checks_the_certificate() {
+    // The system's roots instead of a CA file (Debian lists the server's snakeoil
+    // certificate among them, other systems do not): either the chain or, connecting by IP
+    // to a certificate that names `localhost`, the name is refused, and the error says so.
+    let db = Database::new(URL, Some(SslMode::VerifyFull), None).unwrap();
+    let err = db.connect_once().await.err().unwrap();
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(e) = cause {
+        text = format!("{text}: {e}");
+        cause = e.source();
+    }
+    assert!(text.contains("certificate was refused"), "{text}");
+}
+
+#[tokio::test]
+async fn a_ca_file_without_certificates_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let err = Database::new(URL, Some(SslMode::VerifyCa), Some(&empty))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("empty.pem"), "{err}");
 }
 
 #[tokio::test]
