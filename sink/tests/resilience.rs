@@ -137,11 +137,17 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
     config.listen = Some(ops.parse().unwrap());
     let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
     let client = db.client().await;
-    // Produce in waves while the sink's backends are terminated between them.
+    // Produce in waves while the sink's backends are terminated between them. Each wave
+    // waits (a while) for the sink to be connected again, so that a slow machine, where the
+    // sink is still backing off from the last kill, does not turn a wave into a no-op.
     let mut killed = 0u64;
     for wave in messages.chunks(100) {
         produce(&broker, &topic, wave.to_vec()).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sink_backends(&client).await == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         killed += client
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -184,6 +190,19 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
     token.cancel();
     sink.await.unwrap().unwrap();
     assert_each_stored_once(&client, &ids).await;
+}
+
+/// The sink's connections to the test database (every one but `client`'s own).
+async fn sink_backends(client: &Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
