@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
@@ -36,6 +37,10 @@ use crate::pipeline::{Pipeline, Rejected};
 use crate::sweeper::{PartitionEnds, Positions, SWEEP_EVERY};
 use crate::writer::{self, Job};
 use crate::{migrations, partitions, retention, rollups};
+
+/// Most messages taken from the client's buffer at a time before the loop looks at its
+/// other duties (stopping, the batch deadline, the sweep) again.
+const DRAIN_AT_ONCE: usize = 1_000;
 
 /// Longest shutdown waits for the re-pack task to cancel its statement in flight.
 const REPACK_STOP_WAIT: Duration = Duration::from_secs(10);
@@ -186,6 +191,7 @@ pub async fn run_with(
     // up to `batch_backlog_rows` (a backlog is written in fewer, larger transactions).
     let mut due = false;
     let most = config.batch_backlog_rows.max(config.batch_max_rows);
+    let mut messages = consumer.stream();
     loop {
         let filled = filling.lock().map_or(0, |f| f.batch.len());
         tokio::select! {
@@ -215,21 +221,51 @@ pub async fn run_with(
                     send(&jobs, Job::Sweep(owned)).await;
                 }
             }
-            message = consumer.recv(), if filled < most => match message {
-                Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
-                Ok(m) => {
-                    if m.topic() == config.topic {
-                        positions.consumed(m.partition(), m.offset());
-                    }
-                    if let Ok(mut f) = filling.lock() {
-                        if f.batch.is_empty() {
-                            batch_deadline = Some(Instant::now() + config.batch_max_wait);
+            message = messages.next(), if filled < most => {
+                // Then whatever the client has already fetched, without going round the
+                // select for each message (at a backlog's pace that overhead counts).
+                let mut message = message;
+                for _ in 0..DRAIN_AT_ONCE {
+                    let Some(consumed) = message else { break };
+                    let filled = match consumed {
+                        Err(e) => {
+                            tracing::warn!(error = %e, "kafka consumer error");
+                            break;
                         }
-                        add(&mut f, &m, config.catalog_topic(), &metrics);
-                        due |= f.batch.len() >= config.batch_max_rows;
+                        Ok(m) => {
+                            if m.topic() == config.topic {
+                                positions.consumed(m.partition(), m.offset());
+                            }
+                            let Ok(mut f) = filling.lock() else { break };
+                            if f.batch.is_empty() {
+                                batch_deadline = Some(Instant::now() + config.batch_max_wait);
+                            }
+                            add(&mut f, &m, config.catalog_topic(), &metrics);
+                            due |= f.batch.len() >= config.batch_max_rows;
+                            f.batch.len()
+                        }
+                    };
+                    if due {
+                        match jobs.try_reserve() {
+                            Ok(permit) => {
+                                if let Some(filled) = take(&filling, &metrics) {
+                                    permit.send(Job::Store(filled));
+                                }
+                                due = false;
+                                batch_deadline = None;
+                            }
+                            Err(mpsc::error::TrySendError::Closed(())) => writer_gone(),
+                            // The writer is busy: the batch grows, up to `most`.
+                            Err(mpsc::error::TrySendError::Full(())) if filled >= most => break,
+                            Err(mpsc::error::TrySendError::Full(())) => {}
+                        }
                     }
+                    message = match messages.next().now_or_never() {
+                        Some(next) => next,
+                        None => break,
+                    };
                 }
-            },
+            }
         }
     }
     // Shutdown: what was consumed is handed over; the writer finishes every batch it has
