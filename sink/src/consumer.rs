@@ -224,9 +224,12 @@ pub async fn run_with(
             message = messages.next(), if filled < most => {
                 // Then whatever the client has already fetched, without going round the
                 // select for each message (at a backlog's pace that overhead counts).
-                let mut message = message;
-                for _ in 0..DRAIN_AT_ONCE {
-                    let Some(consumed) = message else { break };
+                let mut next = message;
+                let mut taken = 0;
+                // A message is taken from the stream only to be added at once, so ending
+                // the loop never drops one.
+                while let Some(consumed) = next.take() {
+                    taken += 1;
                     let filled = match consumed {
                         Err(e) => {
                             tracing::warn!(error = %e, "kafka consumer error");
@@ -260,14 +263,14 @@ pub async fn run_with(
                             Err(mpsc::error::TrySendError::Full(())) => {}
                         }
                     }
-                    message = match messages.next().now_or_never() {
-                        Some(next) => next,
-                        None => break,
-                    };
+                    if taken < DRAIN_AT_ONCE {
+                        next = messages.next().now_or_never().flatten();
+                    }
                 }
             }
         }
     }
+
     // Shutdown: what was consumed is handed over; the writer finishes every batch it has
     // (for a while, if the database is down: then exits without committing those offsets,
     // and they will be redelivered).

@@ -125,7 +125,8 @@ async fn until(ops: &str, name: &str, done: impl Fn(i64) -> bool) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_written_in_batches_that_grow_up_to_the_backlog_limit() {
-    const MESSAGES: i64 = 1000;
+    // Enough for the batch waiting (which may have grown too) and a grown one after it.
+    const MESSAGES: i64 = 6000;
     let broker = Broker::start();
     let db = TestDb::create().await;
     let topic = create_topic(&broker, 1).await;
@@ -141,19 +142,20 @@ async fn a_backlog_is_written_in_batches_that_grow_up_to_the_backlog_limit() {
         .unwrap();
     let mut config = sink_config(&broker, &topic, "grow", &db);
     config.batch_max_rows = 20;
-    config.batch_backlog_rows = 400;
+    config.batch_backlog_rows = 2500;
     let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
     config.listen = Some(ops.parse().unwrap());
     let token = CancellationToken::new();
     let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
 
-    // One batch of 20 being written, one of 20 waiting for the writer: the one being filled
-    // grows past 20, up to 400, and stops there.
-    until(&ops, "sitewatch_sink_pending_messages", |n| n == 400).await;
+    // One batch being written, one waiting for the writer: the one being filled
+    // grows past 20, up to 2,500, and stops there (taking more than a
+    // thousand messages the client has fetched at a time).
+    until(&ops, "sitewatch_sink_pending_messages", |n| n == 2500).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         metric(&ops, "sitewatch_sink_pending_messages"),
-        Some(400),
+        Some(2500),
         "the batch being filled never exceeds batch_backlog_rows"
     );
     holder.batch_execute("COMMIT").await.unwrap();
@@ -162,7 +164,7 @@ async fn a_backlog_is_written_in_batches_that_grow_up_to_the_backlog_limit() {
     let batches = metric(&ops, "sitewatch_sink_batches_total").unwrap();
     token.cancel();
     sink.await.unwrap().unwrap();
-    // At most 20 a batch would take 50 batches; the grown one alone held 400.
+    // At most 20 a batch would take 300 batches; the grown one alone held 2,500.
     assert!(batches < MESSAGES / 20, "{batches} batches");
     assert_eq!(support::stored(&client).await, MESSAGES);
 }
