@@ -77,6 +77,7 @@ impl Rig {
             database_ca: None,
             listen: None,
             batch_max_rows: 50,
+            batch_backlog_rows: 50,
             batch_max_wait: Duration::from_millis(100),
             retention_days: 30,
             hourly_retention_days: 180,

@@ -66,10 +66,13 @@ async fn backlog(broker: &Broker) {
     };
 
     let client = db.client().await;
-    let default = drain(broker, &topic, &db, 5000).await;
+    let growing = sitewatch_sink::config::DEFAULT_BATCH_BACKLOG_ROWS;
+    let default = drain(broker, &topic, &db, 5000, growing).await;
     assert_eq!(stored(&client).await, BACKLOG as i64);
+    let fixed_db = TestDb::create().await;
+    let fixed = drain(broker, &topic, &fixed_db, 5000, 5000).await;
     let bigger_db = TestDb::create().await;
-    let bigger = drain(broker, &topic, &bigger_db, 20_000).await;
+    let bigger = drain(broker, &topic, &bigger_db, 20_000, 20_000).await;
 
     // Reference: the same results COPYed from a file into a compact table.
     let copy_took = common::compact_copy_reference(&client, &results, &topic).await;
@@ -80,16 +83,19 @@ async fn backlog(broker: &Broker) {
     );
     println!("  (sink and bare consumer rates are from the first row or message on: joining the group is a one-off)");
     println!("  reference: plain COPY into a compact table {copy_rate:>10.0} rows/s   1.00x");
+    let default_what = format!("sitewatch-sink, default (5,000 rows, up to {growing})");
     for (what, d) in [
-        ("sitewatch-sink, default (5,000 rows)", &default),
-        ("sitewatch-sink, batch_max_rows 20,000", &bigger),
+        (default_what.as_str(), &default),
+        ("sitewatch-sink, 5,000 rows, no growth", &fixed),
+        ("sitewatch-sink, 20,000 rows, no growth", &bigger),
     ] {
         println!(
-            "  {what:<42} {:>10.0} rows/s   {:.2}x   (first batch stored {:.1} s after start; {:.0} rows/s counting that)",
+            "  {what:<42} {:>10.0} rows/s   {:.2}x   (first batch stored {:.1} s after start; {:.0} rows/s counting that; {} batches)",
             d.rate,
             d.rate / copy_rate,
             d.joined.as_secs_f64(),
-            BACKLOG as f64 / d.total.as_secs_f64()
+            BACKLOG as f64 / d.total.as_secs_f64(),
+            d.batches
         );
     }
     for (what, r) in [
@@ -131,11 +137,25 @@ struct Drained {
     joined: Duration,
     /// Start to the last row.
     total: Duration,
+    /// Transactions it took.
+    batches: u64,
 }
 
-async fn drain(broker: &Broker, topic: &str, db: &TestDb, batch_rows: usize) -> Drained {
-    let mut config = sink_config(broker, topic, &format!("bench-{batch_rows}"), db);
+async fn drain(
+    broker: &Broker,
+    topic: &str,
+    db: &TestDb,
+    batch_rows: usize,
+    backlog_rows: usize,
+) -> Drained {
+    let mut config = sink_config(
+        broker,
+        topic,
+        &format!("bench-{batch_rows}-{backlog_rows}"),
+        db,
+    );
     config.batch_max_rows = batch_rows;
+    config.batch_backlog_rows = backlog_rows;
     config.batch_max_wait = Duration::from_millis(200);
     // Progress from the sink's own /metrics: polling count(*) would load the database.
     let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
@@ -145,7 +165,7 @@ async fn drain(broker: &Broker, topic: &str, db: &TestDb, batch_rows: usize) -> 
     let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
     let mut first: Option<(Instant, u64)> = None;
     loop {
-        let n = written(&ops);
+        let n = metric(&ops, "sitewatch_sink_rows_written_total");
         if n > 0 && first.is_none() {
             first = Some((Instant::now(), n));
         }
@@ -155,6 +175,7 @@ async fn drain(broker: &Broker, topic: &str, db: &TestDb, batch_rows: usize) -> 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let total = started.elapsed();
+    let batches = metric(&ops, "sitewatch_sink_batches_total");
     token.cancel();
     sink.await.unwrap().unwrap();
     let (first_at, first_rows) = first.unwrap();
@@ -162,6 +183,7 @@ async fn drain(broker: &Broker, topic: &str, db: &TestDb, batch_rows: usize) -> 
         rate: (BACKLOG as u64 - first_rows) as f64 / (started + total - first_at).as_secs_f64(),
         joined: first_at - started,
         total,
+        batches,
     }
 }
 
@@ -201,15 +223,11 @@ fn bare_consume(config: &sitewatch_sink::SinkConfig, decode: bool) -> f64 {
     (BACKLOG - 1) as f64 / took.as_secs_f64()
 }
 
-/// `sitewatch_sink_rows_written_total` from the sink at `ops`.
-fn written(ops: &str) -> u64 {
+/// A counter of the sink serving `/metrics` at `ops` (0 before it serves).
+fn metric(ops: &str, name: &str) -> u64 {
     sitewatch_tests::site::http_get(ops, "/metrics")
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("sitewatch_sink_rows_written_total ")?
-                .parse()
-                .ok()
-        })
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0)
 }
 
@@ -244,6 +262,7 @@ async fn latency(broker: &Broker) {
         {
             let mut c = sink_config(broker, &topic, "latency", &db);
             c.batch_max_rows = 5000;
+            c.batch_backlog_rows = sitewatch_sink::config::DEFAULT_BATCH_BACKLOG_ROWS;
             c.batch_max_wait = Duration::from_millis(200);
             c
         },

@@ -6,6 +6,10 @@ use clap::Args;
 use sitewatch_checks::kafka::{KafkaConnection, Sasl, SecurityProtocol, SslFiles};
 use sitewatch_checks::ops::units::parse_duration;
 
+/// `--batch-backlog-rows` unless set. A typical result takes ~0.7 KB decoded (measured: 673 B
+/// for a 495-byte message), so a batch of this many takes ~34 MB and three ~100 MB.
+pub const DEFAULT_BATCH_BACKLOG_ROWS: usize = 50_000;
+
 /// Where to read from, where to write to, and how to batch.
 #[derive(Debug, Clone, Args)]
 pub struct SinkConfig {
@@ -61,6 +65,16 @@ pub struct SinkConfig {
     /// Most messages per database transaction.
     #[arg(long, env = "SITEWATCH_BATCH_MAX_ROWS", default_value_t = 5000)]
     pub batch_max_rows: usize,
+    /// Most messages per database transaction while a backlog is caught up on: while the
+    /// previous batch is still being written and the next one already waits for the writer,
+    /// the batch being filled keeps growing past `--batch-max-rows`, up to this many (a
+    /// transaction's cost grows with the sites it touches more than with its rows, so fewer,
+    /// larger ones drain a backlog faster). Traffic the writer keeps up with is still written
+    /// in batches of at most `--batch-max-rows`. Up to three batches are held in memory (one
+    /// being written, one waiting, one being filled); at or below `--batch-max-rows`, batches
+    /// never grow.
+    #[arg(long, env = "SITEWATCH_BATCH_BACKLOG_ROWS", default_value_t = DEFAULT_BATCH_BACKLOG_ROWS)]
+    pub batch_backlog_rows: usize,
     /// Longest a message waits in a batch before it is written.
     #[arg(long, env = "SITEWATCH_BATCH_MAX_WAIT", default_value = "200ms", value_parser = parse_duration)]
     pub batch_max_wait: Duration,

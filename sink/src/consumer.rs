@@ -2,7 +2,9 @@
 //!
 //! This loop consumes and decodes messages into a batch; when the batch is full (or its
 //! oldest message has waited `batch_max_wait`) it goes to the writer task (`writer`), which
-//! writes it in one transaction (`pipeline`) while this loop fills the next one. Only after
+//! writes it in one transaction (`pipeline`) while this loop fills the next one. Should the
+//! writer still have a batch waiting then (it is behind: a backlog), the batch keeps growing
+//! until there is room, up to `batch_backlog_rows`. Only after
 //! a batch's transaction commits are the Kafka offsets it covers committed (`flush`). When
 //! PostgreSQL is down the writer retries with backoff and this loop stops one batch ahead;
 //! nothing unstored is ever committed. Before partitions are revoked (rebalance) and at
@@ -14,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
@@ -34,6 +37,10 @@ use crate::pipeline::{Pipeline, Rejected};
 use crate::sweeper::{PartitionEnds, Positions, SWEEP_EVERY};
 use crate::writer::{self, Job};
 use crate::{migrations, partitions, retention, rollups};
+
+/// Most messages taken from the client's buffer at a time before the loop looks at its
+/// other duties (stopping, the batch deadline, the sweep) again.
+const DRAIN_AT_ONCE: usize = 1_000;
 
 /// Longest shutdown waits for the re-pack task to cancel its statement in flight.
 const REPACK_STOP_WAIT: Duration = Duration::from_secs(10);
@@ -179,12 +186,30 @@ pub async fn run_with(
 
     // When the batch being filled must go to the writer at the latest (`None`: empty).
     let mut batch_deadline: Option<Instant> = None;
+    // The batch being filled is due (full, or its oldest message waited long enough): it
+    // goes to the writer as soon as the writer's queue has room, and meanwhile keeps growing
+    // up to `batch_backlog_rows` (a backlog is written in fewer, larger transactions).
+    let mut due = false;
+    let most = config.batch_backlog_rows.max(config.batch_max_rows);
+    let mut messages = consumer.stream();
     loop {
+        let filled = filling.lock().map_or(0, |f| f.batch.len());
         tokio::select! {
+            // Handing over first: a batch due goes as soon as there is room, not larger.
+            biased;
             _ = token.cancelled() => break,
-            _ = sleep_until(batch_deadline), if batch_deadline.is_some() => {
-                hand_over(&filling, &jobs, &metrics).await;
+            permit = jobs.reserve(), if due => {
+                match (permit, take(&filling, &metrics)) {
+                    (Ok(permit), Some(filled)) => permit.send(Job::Store(filled)),
+                    (Err(_), _) => writer_gone(),
+                    // Taken meanwhile (before a rebalance).
+                    (Ok(_), None) => {}
+                }
+                due = false;
                 batch_deadline = None;
+            }
+            _ = sleep_until(batch_deadline), if batch_deadline.is_some() && !due => {
+                due = true;
             }
             _ = sweep_tick.tick() => {
                 let owned = positions.caught_up(&*consumer, &ends, &config.topic);
@@ -192,33 +217,60 @@ pub async fn run_with(
                     // Everything consumed of those partitions is stored before the sweep.
                     hand_over(&filling, &jobs, &metrics).await;
                     batch_deadline = None;
+                    due = false;
                     send(&jobs, Job::Sweep(owned)).await;
                 }
             }
-            message = consumer.recv() => match message {
-                Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
-                Ok(m) => {
-                    if m.topic() == config.topic {
-                        positions.consumed(m.partition(), m.offset());
-                    }
-                    let full = match filling.lock() {
-                        Ok(mut f) => {
+            message = messages.next(), if filled < most => {
+                // Then whatever the client has already fetched, without going round the
+                // select for each message (at a backlog's pace that overhead counts).
+                let mut next = message;
+                let mut taken = 0;
+                // A message is taken from the stream only to be added at once, so ending
+                // the loop never drops one.
+                while let Some(consumed) = next.take() {
+                    taken += 1;
+                    let filled = match consumed {
+                        Err(e) => {
+                            tracing::warn!(error = %e, "kafka consumer error");
+                            break;
+                        }
+                        Ok(m) => {
+                            if m.topic() == config.topic {
+                                positions.consumed(m.partition(), m.offset());
+                            }
+                            let Ok(mut f) = filling.lock() else { break };
                             if f.batch.is_empty() {
                                 batch_deadline = Some(Instant::now() + config.batch_max_wait);
                             }
                             add(&mut f, &m, config.catalog_topic(), &metrics);
-                            f.batch.len() >= config.batch_max_rows
+                            due |= f.batch.len() >= config.batch_max_rows;
+                            f.batch.len()
                         }
-                        Err(_) => false,
                     };
-                    if full {
-                        hand_over(&filling, &jobs, &metrics).await;
-                        batch_deadline = None;
+                    if due {
+                        match jobs.try_reserve() {
+                            Ok(permit) => {
+                                if let Some(filled) = take(&filling, &metrics) {
+                                    permit.send(Job::Store(filled));
+                                }
+                                due = false;
+                                batch_deadline = None;
+                            }
+                            Err(mpsc::error::TrySendError::Closed(())) => writer_gone(),
+                            // The writer is busy: the batch grows, up to `most`.
+                            Err(mpsc::error::TrySendError::Full(())) if filled >= most => break,
+                            Err(mpsc::error::TrySendError::Full(())) => {}
+                        }
+                    }
+                    if taken < DRAIN_AT_ONCE {
+                        next = messages.next().now_or_never().flatten();
                     }
                 }
-            },
+            }
         }
     }
+
     // Shutdown: what was consumed is handed over; the writer finishes every batch it has
     // (for a while, if the database is down: then exits without committing those offsets,
     // and they will be redelivered).
@@ -248,20 +300,31 @@ pub async fn run_with(
 /// Sends the batch being filled to the writer (waiting while the writer still has one
 /// queued); nothing if it is empty.
 async fn hand_over(filling: &Mutex<Consumed>, jobs: &mpsc::Sender<Job>, metrics: &SinkMetrics) {
+    if let Some(filled) = take(filling, metrics) {
+        send(jobs, Job::Store(filled)).await;
+    }
+}
+
+/// Takes the batch being filled, unless it is empty.
+fn take(filling: &Mutex<Consumed>, metrics: &SinkMetrics) -> Option<Consumed> {
     let filled = match filling.lock() {
         Ok(mut f) if !f.batch.is_empty() => std::mem::take(&mut *f),
-        _ => return,
+        _ => return None,
     };
     metrics.pending.set(0);
-    send(jobs, Job::Store(filled)).await;
+    Some(filled)
 }
 
 /// Queues `job` for the writer.
 async fn send(jobs: &mpsc::Sender<Job>, job: Job) {
     if jobs.send(job).await.is_err() {
-        // Only if the writer task panicked; its offsets stay uncommitted.
-        tracing::error!("the batch writer has stopped; consumed messages will be redelivered");
+        writer_gone();
     }
+}
+
+fn writer_gone() {
+    // Only if the writer task panicked; its offsets stay uncommitted.
+    tracing::error!("the batch writer has stopped; consumed messages will be redelivered");
 }
 
 /// Adds one consumed message to the batch being filled: decoded (a result, or a site

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         SITE_ROLLUPS,
         include_str!("../migrations/0007_site_rollups.sql"),
     ),
+    (8, include_str!("../migrations/0008_fillfactor.sql")),
 ];
 
 /// The version that adds `rollup_site_daily`, filled from Rust after its SQL (see [`after`]).

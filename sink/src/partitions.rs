@@ -17,18 +17,23 @@ pub struct Scheme {
     pub table: &'static str,
     /// Whether a partition holds a month (else a day).
     monthly: bool,
+    /// Storage parameters of a new partition (`WITH (…)`), if any.
+    with: Option<&'static str>,
 }
 
 /// `results`, one partition per day.
 pub const RESULTS: Scheme = Scheme {
     table: "results",
     monthly: false,
+    with: None,
 };
 
-/// `rollup_hourly`, one partition per month.
+/// `rollup_hourly`, one partition per month, with room on each page for the in-place (HOT)
+/// updates the batches make (as migration 8 gives the partitions made before it).
 pub const ROLLUP_HOURLY: Scheme = Scheme {
     table: "rollup_hourly",
     monthly: true,
+    with: Some("fillfactor = 80"),
 };
 
 impl Scheme {
@@ -88,11 +93,14 @@ pub async fn ensure<C: GenericClient>(
             locked = true;
         }
         let end = scheme.end(start);
-        // Names and dates are formatted by us, never user input.
+        let with = scheme
+            .with
+            .map_or_else(String::new, |options| format!(" WITH ({options})"));
+        // Names, dates and options are formatted by us, never user input.
         client
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {table} PARTITION OF {}
-                 FOR VALUES FROM ('{start}T00:00:00Z') TO ('{end}T00:00:00Z')",
+                 FOR VALUES FROM ('{start}T00:00:00Z') TO ('{end}T00:00:00Z'){with}",
                 scheme.table
             ))
             .await?;

@@ -467,3 +467,92 @@ async fn the_per_site_daily_rollups_have_the_daily_columns_but_the_location() {
         .collect();
     assert_eq!(per_site, without_location);
 }
+
+/// `reloptions` of `table` (empty: the defaults).
+async fn options(client: &Client, table: &str) -> Vec<String> {
+    client
+        .query_one(
+            "SELECT coalesce(reloptions, '{}')::text[] FROM pg_class WHERE oid = $1::text::regclass",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn the_tables_every_batch_rewrites_get_room_for_in_place_updates_data_and_all() {
+    let db = TestDb::create().await;
+    let mut client = db.client().await;
+    migrations::migrate_to(&mut client, 7).await.unwrap();
+    // A version-7 database with data, and an hourly rollup partition made as sinks of that
+    // version made them (without storage parameters).
+    client
+        .batch_execute(
+            "CREATE TABLE rollup_hourly_200001 PARTITION OF rollup_hourly
+             FOR VALUES FROM ('2000-01-01T00:00:00Z') TO ('2000-02-01T00:00:00Z')",
+        )
+        .await
+        .unwrap();
+    let rows: Vec<Row> = (0..20)
+        .map(|i| {
+            let mut r = result(["a", "b"][i % 2]);
+            r.started_at = Utc::now() - chrono::Duration::minutes(i as i64);
+            Row::new(0, i as i64, r)
+        })
+        .collect();
+    write_batch(&mut client, &batch(rows)).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO rollup_hourly_200001
+             SELECT timestamptz '2000-01-01T00:00:00Z' + (bucket - date_trunc('month', bucket, 'UTC')), up_ms,
+                 degraded_ms, down_ms, total_us_sum, site_id, up, degraded, down, total_us_min,
+                 total_us_max, location_id, latency FROM rollup_hourly",
+        )
+        .await
+        .unwrap();
+    let every = "SELECT (SELECT count(*) FROM rollup_hourly), (SELECT count(*) FROM rollup_daily),
+                        (SELECT count(*) FROM rollup_site_daily), (SELECT count(*) FROM rollup_cursors),
+                        (SELECT count(*) FROM location_states), (SELECT count(*) FROM site_verdicts),
+                        (SELECT count(*) FROM sites), (SELECT count(*) FROM results)";
+    let counts = |r: tokio_postgres::Row| (0..8).map(|i| r.get(i)).collect::<Vec<i64>>();
+    let before = counts(client.query_one(every, &[]).await.unwrap());
+    assert!(before.iter().all(|n| *n > 0), "{before:?}");
+    assert_eq!(
+        options(&client, "rollup_hourly_200001").await,
+        Vec::<String>::new()
+    );
+
+    assert_eq!(migrations::migrate(&mut client).await.unwrap(), 1);
+    let after = counts(client.query_one(every, &[]).await.unwrap());
+    assert_eq!(after, before, "no row lost or added");
+    let month = Utc::now().format("%Y%m");
+    for (table, fill) in [
+        ("rollup_hourly_200001", 80),
+        (&format!("rollup_hourly_{month}"), 80),
+        ("rollup_daily", 80),
+        ("rollup_site_daily", 80),
+        ("rollup_cursors", 70),
+        ("location_states", 70),
+        ("site_verdicts", 70),
+        ("sites", 70),
+    ] {
+        assert_eq!(
+            options(&client, table).await,
+            vec![format!("fillfactor={fill}")],
+            "{table}"
+        );
+    }
+    // Partitions made from now on get it as they are created.
+    sitewatch_sink::partitions::ensure(
+        &client,
+        &sitewatch_sink::partitions::ROLLUP_HOURLY,
+        [chrono::NaiveDate::from_ymd_opt(2099, 3, 1).unwrap()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        options(&client, "rollup_hourly_209903").await,
+        vec!["fillfactor=80".to_string()]
+    );
+}

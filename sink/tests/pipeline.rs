@@ -1,6 +1,7 @@
 //! Kafka → sink → PostgreSQL with a real broker (Tansu) and database: every result stored
 //! once, poison messages kept aside, committed offsets respected on restart, and a full
-//! redelivery (another group reading from the start) adding nothing.
+//! redelivery (another group reading from the start) adding nothing; a backlog written in
+//! batches larger than `batch_max_rows`, never larger than `batch_backlog_rows`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -8,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use sitewatch_sink::SinkConfig;
+use sitewatch_sink::{migrations, SinkConfig};
 use sitewatch_tests::broker::Broker;
 use support::{create_topic, produce, results, sink_config, TestDb};
 use tokio_util::sync::CancellationToken;
@@ -95,4 +96,75 @@ async fn every_result_is_stored_exactly_once_across_restarts_and_redelivery() {
         verdicts, 3,
         "one verdict per site, whatever was redelivered"
     );
+}
+
+/// A gauge or counter of the sink serving `/metrics` at `ops` (`None` before it serves).
+fn metric(ops: &str, name: &str) -> Option<i64> {
+    sitewatch_tests::site::http_get(ops, "/metrics")
+        .lines()
+        .find_map(|l| {
+            let value = l.strip_prefix(name)?.strip_prefix(' ')?;
+            value.parse::<f64>().ok().map(|v| v as i64)
+        })
+}
+
+/// Polls `metric` until `done` holds (or panics after 60 s).
+async fn until(ops: &str, name: &str, done: impl Fn(i64) -> bool) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = metric(ops, name).filter(|v| done(*v)) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never reached the value waited for"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_written_in_batches_that_grow_up_to_the_backlog_limit() {
+    // Enough for the batch waiting (which may have grown too) and a grown one after it.
+    const MESSAGES: i64 = 6000;
+    let broker = Broker::start();
+    let db = TestDb::create().await;
+    let topic = create_topic(&broker, 1).await;
+    produce(&broker, &topic, results(MESSAGES as usize)).await;
+    let mut client = db.client().await;
+    migrations::migrate(&mut client).await.unwrap();
+    // The writer's first batch waits for a lock this test holds: the sink is behind, as
+    // with a backlog, until the test lets go.
+    let holder = db.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE rollup_cursors IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut config = sink_config(&broker, &topic, "grow", &db);
+    config.batch_max_rows = 20;
+    config.batch_backlog_rows = 2500;
+    let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
+    config.listen = Some(ops.parse().unwrap());
+    let token = CancellationToken::new();
+    let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
+
+    // One batch being written, one waiting for the writer: the one being filled
+    // grows past 20, up to 2,500, and stops there (taking more than a
+    // thousand messages the client has fetched at a time).
+    until(&ops, "sitewatch_sink_pending_messages", |n| n == 2500).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        metric(&ops, "sitewatch_sink_pending_messages"),
+        Some(2500),
+        "the batch being filled never exceeds batch_backlog_rows"
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    until(&ops, "sitewatch_sink_rows_written_total", |n| n >= MESSAGES).await;
+    let batches = metric(&ops, "sitewatch_sink_batches_total").unwrap();
+    token.cancel();
+    sink.await.unwrap().unwrap();
+    // At most 20 a batch would take 300 batches; the grown one alone held 2,500.
+    assert!(batches < MESSAGES / 20, "{batches} batches");
+    assert_eq!(support::stored(&client).await, MESSAGES);
 }

@@ -363,6 +363,8 @@ fn start_sink(broker: &Broker, topic: &str, db: &TestDb) -> Child {
         .env("SITEWATCH_GROUP", "killed")
         .env("SITEWATCH_DATABASE_URL", db.url())
         .env("SITEWATCH_BATCH_MAX_ROWS", "7")
+        // Small batches throughout, also behind (no growth), so the kills land mid-way.
+        .env("SITEWATCH_BATCH_BACKLOG_ROWS", "7")
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap()

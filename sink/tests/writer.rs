@@ -386,3 +386,61 @@ async fn an_error_kind_this_sink_does_not_know_is_stored_under_its_name() {
         .get(0);
     assert_eq!(last, "other");
 }
+
+#[tokio::test]
+async fn a_sites_outcome_last_changed_where_its_latest_run_began_across_batches() {
+    let (_db, mut client) = migrated().await;
+    let now = Utc::now().trunc_subsecs(3);
+    let ago = |minutes: i64| now - Duration::minutes(minutes);
+    // (results of one batch as (outcome, minutes ago), when the outcome last changed after it)
+    let batches: [(&[(Outcome, i64)], i64); 5] = [
+        (&[(Outcome::Up, 60), (Outcome::Up, 59)], 60),
+        // The same outcome continues: the change stays where it was.
+        (&[(Outcome::Up, 58)], 60),
+        // Changes within the batch: the last run's start counts.
+        (
+            &[(Outcome::Down, 57), (Outcome::Up, 56), (Outcome::Up, 55)],
+            56,
+        ),
+        // A change at the batch's first result, one outcome throughout.
+        (&[(Outcome::Down, 54), (Outcome::Down, 53)], 54),
+        // In order across locations: the earlier result from the other agent changes first.
+        (&[(Outcome::Degraded, 51), (Outcome::Down, 52)], 51),
+    ];
+    for (i, (results, changed)) in batches.iter().enumerate() {
+        let rows = results
+            .iter()
+            .enumerate()
+            .map(|(j, (outcome, minutes))| {
+                let mut r = row((i * 10 + j) as i64, "s", *outcome, 0);
+                r.result.started_at = ago(*minutes);
+                r.result.agent = format!("agent-{j}");
+                r
+            })
+            .collect();
+        write_batch(
+            &mut client,
+            &Batch {
+                rows,
+                ..Batch::default()
+            },
+        )
+        .await
+        .unwrap();
+        let r = client
+            .query_one(
+                "SELECT current_outcome, last_change_at FROM sites WHERE name = 's'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let at: DateTime<Utc> = r.get(1);
+        let latest = results
+            .iter()
+            .min_by_key(|(_, minutes)| *minutes)
+            .unwrap()
+            .0;
+        assert_eq!(r.get::<_, String>(0), latest.as_str(), "batch {i}");
+        assert_eq!(at, ago(*changed), "batch {i}");
+    }
+}

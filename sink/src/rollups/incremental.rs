@@ -32,14 +32,9 @@ pub struct NewChecks {
 pub struct Changes(BTreeMap<(Resolution, Key), Rollup>);
 
 impl Changes {
-    fn row(
-        &mut self,
-        resolution: Resolution,
-        site_id: i32,
-        location_id: i16,
-        at: DateTime<Utc>,
-    ) -> &mut Rollup {
-        let key = Key {
+    /// The key of the row of `resolution`'s table that a check at `at` counts in.
+    fn key(resolution: Resolution, site_id: i32, location_id: i16, at: DateTime<Utc>) -> Key {
+        Key {
             site_id,
             location_id: if resolution.per_location() {
                 location_id
@@ -47,7 +42,17 @@ impl Changes {
                 ALL_LOCATIONS
             },
             bucket: resolution.bucket(at),
-        };
+        }
+    }
+
+    fn row(
+        &mut self,
+        resolution: Resolution,
+        site_id: i32,
+        location_id: i16,
+        at: DateTime<Utc>,
+    ) -> &mut Rollup {
+        let key = Self::key(resolution, site_id, location_id, at);
         self.0.entry((resolution, key)).or_default()
     }
 
@@ -103,10 +108,10 @@ pub async fn apply(tx: &Transaction<'_>, new: &[NewChecks]) -> Result<u64, Rollu
         if after {
             // Nothing is stored after the first new check: the sequence is the latest
             // stored check, then the new ones.
-            changes_of(&mut changes, group, cursor.map(|(at, _)| at), &group.checks);
+            changes_of(&mut changes, group, cursor.map(|(at, _)| at), None);
         } else if let Some(around) = read_back.next() {
             let previous = around.previous.map(|c| c.started_at);
-            changes_of(&mut changes, group, previous, &around.from_first);
+            changes_of(&mut changes, group, previous, Some(&around.from_first));
         }
     }
     cursors::advance(tx, new, &latest).await?;
@@ -218,31 +223,87 @@ async fn neighbours(tx: &Transaction<'_>, new: &[&NewChecks]) -> Result<Vec<Arou
 }
 
 /// The changes one group's new checks make, given its stored checks from the first new one
-/// on (`from_first`, new ones included, in order) and the stored check before those
-/// (`previous`, when it started): each new check is counted with the time it covers; a
-/// stored check whose predecessor is now a new (late) check covers less.
+/// on (`from_first`, new ones included, in order; `None`: none stored after them, so just
+/// the new ones) and the stored check before those (`previous`, when it started): each new
+/// check is counted with the time it covers; a stored check whose predecessor is now a new
+/// (late) check covers less.
 fn changes_of(
     changes: &mut Changes,
     group: &NewChecks,
     previous: Option<DateTime<Utc>>,
-    from_first: &[Check],
+    from_first: Option<&[Check]>,
 ) {
+    let mut rows = GroupRows::new(group.site_id, group.location_id);
+    let Some(from_first) = from_first else {
+        let mut after = previous;
+        for check in &group.checks {
+            rows.add(changes, check, span_ms(after, check));
+            after = Some(check.started_at);
+        }
+        rows.close(changes);
+        return;
+    };
     let new: HashSet<(DateTime<Utc>, i16)> = group.checks.iter().map(Check::order).collect();
-    let (site, location) = (group.site_id, group.location_id);
     // The sequence with the batch (after) and without it (before, as the rollups have it).
     let mut after = previous;
     let mut before = previous;
     for check in from_first {
         let span = span_ms(after, check);
         if new.contains(&check.order()) {
-            changes.add(site, location, check, span);
+            rows.add(changes, check, span);
         } else {
             let was = span_ms(before, check);
             if span != was {
-                changes.recover(site, location, check, span - was);
+                changes.recover(group.site_id, group.location_id, check, span - was);
             }
             before = Some(check.started_at);
         }
         after = Some(check.started_at);
+    }
+    rows.close(changes);
+}
+
+/// One group's new checks added up row by row before they go into [`Changes`]: its checks
+/// come in time order, so consecutive ones mostly count in the same rows, and adding to a
+/// row at hand is much cheaper than finding it among the batch's. Rows are sums, so adding
+/// a row's checks here and then the sum there gives the same row.
+struct GroupRows {
+    site_id: i32,
+    location_id: i16,
+    /// Per resolution (in [`Resolution::ALL`]'s order), the row being added to.
+    open: [Option<(Key, Rollup)>; 3],
+}
+
+impl GroupRows {
+    fn new(site_id: i32, location_id: i16) -> Self {
+        GroupRows {
+            site_id,
+            location_id,
+            open: [None, None, None],
+        }
+    }
+
+    /// Counts `check`, covering `span` ms, in each resolution's row.
+    fn add(&mut self, changes: &mut Changes, check: &Check, span: i64) {
+        for (resolution, open) in Resolution::ALL.into_iter().zip(&mut self.open) {
+            let key = Changes::key(resolution, self.site_id, self.location_id, check.started_at);
+            if open.as_ref().is_some_and(|(k, _)| *k != key) {
+                if let Some((k, row)) = open.take() {
+                    changes.0.entry((resolution, k)).or_default().merge(&row);
+                }
+            }
+            let (_, row) = open.get_or_insert_with(|| (key, Rollup::default()));
+            row.count(check);
+            row.cover(check.outcome, span);
+        }
+    }
+
+    /// Hands the rows at hand to `changes`.
+    fn close(self, changes: &mut Changes) {
+        for (resolution, open) in Resolution::ALL.into_iter().zip(self.open) {
+            if let Some((k, row)) = open {
+                changes.0.entry((resolution, k)).or_default().merge(&row);
+            }
+        }
     }
 }

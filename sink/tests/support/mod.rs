@@ -43,6 +43,7 @@ pub fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> Si
         database_ca: None,
         listen: None,
         batch_max_rows: 20,
+        batch_backlog_rows: 20,
         batch_max_wait: Duration::from_millis(100),
         retention_days: 30,
         hourly_retention_days: 180,
