@@ -2,11 +2,12 @@
 //! `verify-ca` / `verify-full`, which tokio-postgres does not parse itself), an
 //! optional CA file, and retries with backoff.
 
+mod tls;
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres_native_tls::MakeTlsConnector;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -57,7 +58,7 @@ pub enum DatabaseConfigError {
 #[derive(Clone)]
 pub struct Database {
     config: tokio_postgres::Config,
-    tls: MakeTlsConnector,
+    tls: tls::Connector,
     mode: SslMode,
 }
 
@@ -77,35 +78,17 @@ impl Database {
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             _ => tokio_postgres::config::SslMode::Require,
         });
-        let mut builder = native_tls::TlsConnector::builder();
-        if let Some(path) = ca {
-            let ca_error = |message: String| DatabaseConfigError::Ca {
-                path: path.to_path_buf(),
-                message,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let cert =
-                native_tls::Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
-            // As libpq's `sslrootcert`: this file alone is trusted, not the system roots.
-            builder.disable_built_in_roots(true);
-            builder.add_root_certificate(cert);
-        }
-        match (mode, ca) {
+        let check = match (mode, ca) {
+            (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => {
+                tls::Check::Nothing
+            }
             // As libpq: `require` with a CA file checks the chain like `verify-ca`.
-            (SslMode::Require, Some(_)) | (SslMode::VerifyCa, _) => {
-                builder.danger_accept_invalid_hostnames(true);
-            }
-            (SslMode::VerifyFull, _) => {}
-            _ => {
-                builder.danger_accept_invalid_certs(true);
-            }
-        }
-        let connector = builder
-            .build()
-            .map_err(|e| DatabaseConfigError::Tls(e.to_string()))?;
+            (SslMode::Require, Some(_)) | (SslMode::VerifyCa, _) => tls::Check::Chain,
+            (SslMode::VerifyFull, _) => tls::Check::ChainAndHost,
+        };
         Ok(Database {
             config,
-            tls: MakeTlsConnector::new(connector),
+            tls: tls::Connector::new(check, ca)?,
             mode,
         })
     }
@@ -171,7 +154,11 @@ impl Database {
             match self.connect_once().await {
                 Ok(client) => return Some(client),
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot connect to the database");
+                    tracing::warn!(
+                        error = %crate::causes::chain(&e),
+                        retry_in = ?backoff,
+                        "cannot connect to the database"
+                    );
                     tokio::select! {
                         _ = token.cancelled() => return None,
                         _ = tokio::time::sleep(backoff) => {}

@@ -202,10 +202,7 @@ async fn repack(
     for row in leftovers {
         let leftover: String = row.get(0);
         let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {leftover}");
-        if cancellable(client.batch_execute(&drop), stop)
-            .await?
-            .is_none()
-        {
+        if !execute_unless_stopped(client, &drop, stop).await? {
             return Ok(None);
         }
         tracing::info!(index = %leftover, "dropped an index left INVALID by an interrupted re-pack");
@@ -214,10 +211,7 @@ async fn repack(
     let before = index_size(client, index).await?;
     // Names come from the catalog, quoted by `regclass`.
     let reindex = format!("REINDEX INDEX CONCURRENTLY {index}");
-    if cancellable(client.batch_execute(&reindex), stop)
-        .await?
-        .is_none()
-    {
+    if !execute_unless_stopped(client, &reindex, stop).await? {
         return Ok(None);
     }
     let marker = format!("{MARKER} {}", Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
@@ -238,14 +232,16 @@ async fn repack(
     }))
 }
 
-/// `future`'s result, or `None` once `stop` is cancelled first.
-async fn cancellable<T>(
-    future: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+/// Runs `sql`; `false` once `stop` is cancelled first (the statement may still be running
+/// on the server: [`one_pass`] cancels it).
+async fn execute_unless_stopped(
+    client: &Client,
+    sql: &str,
     stop: &CancellationToken,
-) -> Result<Option<T>, tokio_postgres::Error> {
+) -> Result<bool, tokio_postgres::Error> {
     tokio::select! {
-        r = future => r.map(Some),
-        _ = stop.cancelled() => Ok(None),
+        r = client.batch_execute(sql) => r.map(|()| true),
+        _ = stop.cancelled() => Ok(false),
     }
 }
 

@@ -10,15 +10,15 @@ mod support;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sitewatch_checks::CheckResult;
 use sitewatch_sink::database::{Database, SslMode};
 use sitewatch_sink::ops::SinkMetrics;
-use sitewatch_sink::pipeline::{write_batch, Batch, Row};
+use sitewatch_sink::partitions;
+use sitewatch_sink::pipeline::{write_batch, Row};
 use sitewatch_sink::repack::{self, Due, MARKER};
-use sitewatch_sink::{migrations, partitions};
 use sitewatch_tests::fixtures::result;
-use support::TestDb;
+use support::{batch, count, migrated, today_and_ago};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -72,12 +72,7 @@ async fn write(client: &mut Client, results: &[CheckResult]) -> u64 {
         .enumerate()
         .map(|(i, r)| Row::new(0, i as i64, r.clone()))
         .collect();
-    let batch = Batch {
-        rows,
-        rejected: Vec::new(),
-        catalog: Vec::new(),
-    };
-    write_batch(client, &batch).await.unwrap().inserted
+    write_batch(client, &batch(rows)).await.unwrap().inserted
 }
 
 fn at(day: NaiveDate, hour: u32) -> CheckResult {
@@ -88,20 +83,13 @@ fn at(day: NaiveDate, hour: u32) -> CheckResult {
 
 async fn stored(client: &Client, day: NaiveDate) -> i64 {
     let table = format!("results_{}", day.format("%Y%m%d"));
-    client
-        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
+    count(client, &format!("SELECT count(*) FROM {table}")).await
 }
 
 #[tokio::test]
 async fn a_finished_day_is_repacked_once_and_still_refuses_redeliveries() {
-    let db = TestDb::create().await;
-    let mut client = db.client().await;
-    migrations::migrate(&mut client).await.unwrap();
-    let today = Utc::now().date_naive();
-    let ago = |n: u64| today.checked_sub_days(Days::new(n)).unwrap();
+    let (db, mut client) = migrated().await;
+    let (today, ago) = today_and_ago();
     let (day, yesterday) = (ago(3), ago(1));
     partitions::ensure_days(&mut client, [day, yesterday, today])
         .await
@@ -166,14 +154,11 @@ async fn a_finished_day_is_repacked_once_and_still_refuses_redeliveries() {
         (before, after)
     );
     assert!(comment.unwrap_or_default().starts_with(MARKER));
-    let leftovers: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_cc%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let leftovers = count(
+        &client,
+        "SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_cc%'",
+    )
+    .await;
     assert_eq!(leftovers, 0, "no transient index is left");
     // Still the partition of the parent's key (a redelivery is refused through it).
     let attached: i64 = client
@@ -212,11 +197,8 @@ async fn a_finished_day_is_repacked_once_and_still_refuses_redeliveries() {
 
 #[tokio::test]
 async fn days_retention_is_about_to_drop_are_left_alone() {
-    let db = TestDb::create().await;
-    let mut client = db.client().await;
-    migrations::migrate(&mut client).await.unwrap();
-    let today = Utc::now().date_naive();
-    let ago = |n: u64| today.checked_sub_days(Days::new(n)).unwrap();
+    let (_db, mut client) = migrated().await;
+    let (today, ago) = today_and_ago();
     // Kept 14 days: 14 days ago is dropped after the next midnight, 13 a day later, 12
     // a day after that.
     partitions::ensure_days(&mut client, [ago(14), ago(13), ago(12)])

@@ -137,11 +137,17 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
     config.listen = Some(ops.parse().unwrap());
     let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
     let client = db.client().await;
-    // Produce in waves while the sink's backends are terminated between them.
+    // Produce in waves while the sink's backends are terminated between them. Each wave
+    // waits (a while) for the sink to be connected again, so that a slow machine, where the
+    // sink is still backing off from the last kill, does not turn a wave into a no-op.
     let mut killed = 0u64;
     for wave in messages.chunks(100) {
         produce(&broker, &topic, wave.to_vec()).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sink_backends(&client).await == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         killed += client
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -186,6 +192,19 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
     assert_each_stored_once(&client, &ids).await;
 }
 
+/// The sink's connections to the test database (every one but `client`'s own).
+async fn sink_backends(client: &Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_stores_the_pending_batch_before_giving_partitions_away() {
     let broker = Broker::start();
@@ -195,11 +214,17 @@ async fn a_rebalance_stores_the_pending_batch_before_giving_partitions_away() {
     produce(&broker, &topic, messages).await;
     let client = db.client().await;
 
-    // Batches that would wait two minutes: only a rebalance flush stores them sooner.
+    // Batches that would wait two minutes: only the hand-over before partitions are revoked
+    // stores them sooner. Without librdkafka's statistics the sinks never learn where
+    // partitions end, so the sweep, which hands the batch over once its partitions are
+    // consumed to their end, does not store it either (with them it could, depending on
+    // when its tick first sees the assignment, and this test would pass without the
+    // hand-over).
     let config = || {
         let mut c = sink_config(&broker, &topic, "rebalance", &db);
         c.batch_max_wait = Duration::from_secs(120);
         c.batch_max_rows = 10_000;
+        c.kafka_properties = vec![("statistics.interval.ms".into(), "0".into())];
         c
     };
     let token = CancellationToken::new();

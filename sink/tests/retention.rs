@@ -6,20 +6,25 @@
 
 mod support;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
-use sitewatch_sink::migrations;
-use sitewatch_sink::pipeline::{write_batch, Batch, Row};
+use chrono::{DateTime, NaiveDate, Utc};
+use sitewatch_sink::pipeline::{write_batch, Row};
 use sitewatch_sink::retention::{self, Retention};
 use sitewatch_tests::fixtures::result;
-use support::TestDb;
+use support::{batch, column, count, migrated, today_and_ago, value};
 use tokio_postgres::Client;
 
 fn noon(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(12, 0, 0).unwrap().and_utc()
 }
 
-async fn count(client: &Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
+/// The days of `table`'s buckets, in order.
+async fn bucket_days(client: &Client, table: &str) -> Vec<NaiveDate> {
+    let buckets: Vec<DateTime<Utc>> = column(
+        client,
+        &format!("SELECT bucket FROM {table} ORDER BY bucket"),
+    )
+    .await;
+    buckets.iter().map(|b| b.date_naive()).collect()
 }
 
 async fn partitions(client: &Client, parent: &str) -> Vec<String> {
@@ -39,11 +44,8 @@ async fn partitions(client: &Client, parent: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
-    let db = TestDb::create().await;
-    let mut client = db.client().await;
-    migrations::migrate(&mut client).await.unwrap();
-    let today = Utc::now().date_naive();
-    let ago = |days: u64| today.checked_sub_days(Days::new(days)).unwrap();
+    let (_db, mut client) = migrated().await;
+    let (today, ago) = today_and_ago();
     // One check on each of these days (the oldest in a month wholly past 180 days).
     let days = [ago(220), ago(20), ago(13), ago(1)];
     let rows = days
@@ -55,16 +57,7 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
             Row::new(0, i as i64, r)
         })
         .collect();
-    write_batch(
-        &mut client,
-        &Batch {
-            rows,
-            rejected: Vec::new(),
-            catalog: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    write_batch(&mut client, &batch(rows)).await.unwrap();
     assert_eq!(count(&client, "SELECT count(*) FROM rollup_daily").await, 4);
     assert_eq!(
         count(&client, "SELECT count(*) FROM rollup_site_daily").await,
@@ -113,13 +106,11 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
         (1, 1),
         "only the finished notification and the period ended before the hourly cut go"
     );
-    let kept: Vec<String> = client
-        .query("SELECT idempotency_key FROM notifications ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let kept: Vec<String> = column(
+        &client,
+        "SELECT idempotency_key FROM notifications ORDER BY id",
+    )
+    .await;
     assert_eq!(kept, ["pending-old", "failed-recent"]);
     assert_eq!(
         count(&client, "SELECT count(*) FROM maintenance_periods").await,
@@ -131,14 +122,7 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
     );
     assert_eq!(count(&client, "SELECT count(*) FROM results").await, 2);
     // Hourly rollups of the raw days just dropped are still there, daily ones of all.
-    let hourly_days: Vec<NaiveDate> = client
-        .query("SELECT bucket FROM rollup_hourly ORDER BY bucket", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<_, DateTime<Utc>>(0).date_naive())
-        .collect();
-    assert_eq!(hourly_days, days[1..]);
+    assert_eq!(bucket_days(&client, "rollup_hourly").await, days[1..]);
     for table in ["rollup_daily", "rollup_site_daily"] {
         assert_eq!(
             count(&client, &format!("SELECT sum(up) FROM {table}")).await,
@@ -146,11 +130,8 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
             "every check is still counted in {table}"
         );
     }
-    let cut: Option<NaiveDate> = client
-        .query_one("SELECT raw_dropped_before FROM retention_state", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let cut: Option<NaiveDate> =
+        value(&client, "SELECT raw_dropped_before FROM retention_state").await;
     assert_eq!(cut, Some(ago(14)));
     // A second pass has nothing left to drop.
     let again = retention::apply(&mut client, &tiers, today).await.unwrap();
@@ -169,13 +150,6 @@ async fn each_tier_is_kept_for_its_own_time_and_rollups_outlive_raw_results() {
     .unwrap();
     assert_eq!((dropped.daily_rows, dropped.site_daily_rows), (1, 1));
     for table in ["rollup_daily", "rollup_site_daily"] {
-        let kept: Vec<NaiveDate> = client
-            .query(&format!("SELECT bucket FROM {table} ORDER BY bucket"), &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<_, DateTime<Utc>>(0).date_naive())
-            .collect();
-        assert_eq!(kept, days[1..], "{table}");
+        assert_eq!(bucket_days(&client, table).await, days[1..], "{table}");
     }
 }

@@ -18,7 +18,7 @@ use sitewatch_sink::migrations;
 use sitewatch_sink::pipeline::{write_batch, write_batch_with, Batch, InsertMethod, Row};
 use sitewatch_sink::rollups::{self, RebuildError, Sketch};
 use sitewatch_tests::fixtures::result;
-use support::TestDb;
+use support::{batch, column, migrated, value};
 use tokio_postgres::Client;
 
 /// splitmix64: a small, seedable generator, so a failure can be replayed.
@@ -143,20 +143,12 @@ fn plan(rng: &mut Rng, results: Vec<CheckResult>) -> (Vec<Batch>, Vec<Batch>) {
     (one, two)
 }
 
-fn batch(rows: Vec<Row>) -> Batch {
-    Batch {
-        rows,
-        rejected: Vec::new(),
-        catalog: Vec::new(),
-    }
-}
-
 /// Every rollup row as text (latency as hex), in key order; per-site rows (`s`) with
 /// location 0.
 async fn rollup_rows(client: &Client) -> Vec<String> {
-    client
-        .query(
-            "SELECT concat_ws('|', t, site_id, location_id, bucket, up, degraded, down, up_ms,
+    column(
+        client,
+        "SELECT concat_ws('|', t, site_id, location_id, bucket, up, degraded, down, up_ms,
                     degraded_ms, down_ms, total_us_sum, total_us_min, total_us_max,
                     encode(latency, 'hex'))
              FROM (SELECT 'h' AS t, * FROM rollup_hourly
@@ -166,22 +158,17 @@ async fn rollup_rows(client: &Client) -> Vec<String> {
                                     0::int2, latency
                              FROM rollup_site_daily) r
              ORDER BY t, site_id, location_id, bucket",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    )
+    .await
 }
 
 /// The rollups recomputed from `results` in SQL alone (everything but the sketches), as
 /// `rollup_rows` prints them without the latency column: a per-site row adds up the site's
 /// checks from every location, each covering the time since its own location's previous.
 async fn recomputed_in_sql(client: &Client) -> Vec<String> {
-    client
-        .query(
-            "WITH c AS (
+    column(
+        client,
+        "WITH c AS (
                  SELECT r.site_id, a.location_id, r.started_at, r.outcome, r.total_us,
                         lag(r.started_at) OVER (PARTITION BY r.site_id, a.location_id
                                                 ORDER BY r.started_at, r.agent_id) AS prev
@@ -210,20 +197,15 @@ async fn recomputed_in_sql(client: &Client) -> Vec<String> {
                     sum(total_us), min(total_us), max(total_us))
              FROM b GROUP BY t, site_id, location_id, bucket
              ORDER BY t, site_id, location_id, bucket",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    )
+    .await
 }
 
 /// Every (site, location) with stored results has a cursor naming its latest check.
 async fn assert_cursors_are_latest(client: &Client) {
-    let wrong: Vec<String> = client
-        .query(
-            "SELECT concat_ws('|', site_id, location_id, m.started_at, m.agent_id, c.last_at,
+    let wrong: Vec<String> = column(
+        client,
+        "SELECT concat_ws('|', site_id, location_id, m.started_at, m.agent_id, c.last_at,
                               c.last_agent)
              FROM (SELECT DISTINCT ON (r.site_id, a.location_id)
                           r.site_id, a.location_id, r.started_at, r.agent_id
@@ -231,31 +213,20 @@ async fn assert_cursors_are_latest(client: &Client) {
                    ORDER BY r.site_id, a.location_id, r.started_at DESC, r.agent_id DESC) m
              FULL JOIN rollup_cursors c USING (site_id, location_id)
              WHERE (m.started_at, m.agent_id) IS DISTINCT FROM (c.last_at, c.last_agent)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    )
+    .await;
     assert!(
         wrong.is_empty(),
         "cursors not at the latest check: {wrong:?}"
     );
-    let cursors: i64 = client
-        .query_one("SELECT count(*) FROM rollup_cursors", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let cursors: i64 = value(client, "SELECT count(*) FROM rollup_cursors").await;
     assert_eq!(cursors, (SITES.len() * 3) as i64, "sites x locations");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_equal_a_recomputation_on_a_random_workload_with_redeliveries() {
-    let db = TestDb::create().await;
-    let mut client = db.client().await;
+    let (db, mut client) = migrated().await;
     client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
-    migrations::migrate(&mut client).await.unwrap();
     let mut rng = Rng(0x5173_7761_7463_6815);
     let end = Utc::now()
         .duration_trunc(Duration::milliseconds(1))
@@ -395,9 +366,7 @@ async fn rollups_equal_a_recomputation_on_a_random_workload_with_redeliveries() 
 
 #[tokio::test]
 async fn a_rebuild_refuses_days_whose_raw_results_are_gone() {
-    let db = TestDb::create().await;
-    let mut client = db.client().await;
-    migrations::migrate(&mut client).await.unwrap();
+    let (db, mut client) = migrated().await;
     let err = rollups::rebuild(&mut client, Utc::now().date_naive())
         .await
         .unwrap_err();

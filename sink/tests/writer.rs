@@ -9,17 +9,9 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use sitewatch_checks::schema::{CheckError, HttpInfo, RegexInfo};
 use sitewatch_checks::{ErrorKind, Outcome};
 use sitewatch_sink::decode::decode;
-use sitewatch_sink::migrations;
 use sitewatch_sink::pipeline::{write_batch, Batch, Rejected, Row};
 use sitewatch_tests::fixtures::result;
-use support::TestDb;
-
-async fn migrated() -> (TestDb, tokio_postgres::Client) {
-    let db = TestDb::create().await;
-    let mut client = db.client().await;
-    migrations::migrate(&mut client).await.unwrap();
-    (db, client)
-}
+use support::{batch, column, count, migrated};
 
 fn row(offset: i64, site: &str, outcome: Outcome, minutes_ago: i64) -> Row {
     let mut r = result(site);
@@ -33,10 +25,6 @@ fn row(offset: i64, site: &str, outcome: Outcome, minutes_ago: i64) -> Row {
         });
     }
     Row::new(0, offset, r)
-}
-
-async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 #[tokio::test]
@@ -60,11 +48,7 @@ async fn a_batch_is_stored_once_with_typed_columns_and_a_rewrite_is_a_no_op() {
         });
     }
     rows[0].result.timings_ms.ttfb = Some(12.5);
-    let batch = Batch {
-        rows,
-        rejected: vec![],
-        catalog: Vec::new(),
-    };
+    let batch = batch(rows);
 
     let first = write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(first.inserted, 100);
@@ -119,24 +103,16 @@ async fn a_batch_is_stored_once_with_typed_columns_and_a_rewrite_is_a_no_op() {
 #[tokio::test]
 async fn up_down_up_across_batches_gives_exactly_those_verdict_changes() {
     let (_db, mut client) = migrated().await;
-    let b1 = Batch {
-        rows: vec![
-            row(0, "s", Outcome::Up, 30),
-            row(1, "s", Outcome::Up, 29),
-            row(2, "s", Outcome::Down, 28),
-        ],
-        rejected: vec![],
-        catalog: Vec::new(),
-    };
-    let b2 = Batch {
-        rows: vec![
-            row(3, "s", Outcome::Down, 27),
-            row(4, "s", Outcome::Up, 26),
-            row(5, "s", Outcome::Up, 25),
-        ],
-        rejected: vec![],
-        catalog: Vec::new(),
-    };
+    let b1 = batch(vec![
+        row(0, "s", Outcome::Up, 30),
+        row(1, "s", Outcome::Up, 29),
+        row(2, "s", Outcome::Down, 28),
+    ]);
+    let b2 = batch(vec![
+        row(3, "s", Outcome::Down, 27),
+        row(4, "s", Outcome::Up, 26),
+        row(5, "s", Outcome::Up, 25),
+    ]);
     write_batch(&mut client, &b1).await.unwrap();
     write_batch(&mut client, &b2).await.unwrap();
     write_batch(&mut client, &b1).await.unwrap(); // a redelivered older batch changes nothing
@@ -264,19 +240,11 @@ async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
         duration_ms: 0.5,
     }];
     // The first 20 are stored before; the batch repeats one of the others within itself.
-    let earlier = Batch {
-        rows: rows[..20].to_vec(),
-        rejected: Vec::new(),
-        catalog: Vec::new(),
-    };
+    let earlier = batch(rows[..20].to_vec());
     let mut repeated = rows[30].clone();
     repeated.offset = 99;
     rows.push(repeated);
-    let batch = Batch {
-        rows,
-        rejected: Vec::new(),
-        catalog: Vec::new(),
-    };
+    let batch = batch(rows);
     // Every column, as text, in a stable order.
     let dump = "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY site, started_at)
                 FROM (SELECT * FROM check_results) t";
@@ -326,21 +294,12 @@ async fn every_insert_method_stores_identical_rows_and_skips_redeliveries() {
 
 #[tokio::test]
 async fn a_row_another_sink_stores_meanwhile_is_skipped_not_an_error() {
-    let db = TestDb::create().await;
-    let mut client = db.client().await;
-    migrations::migrate(&mut client).await.unwrap();
+    let (db, mut client) = migrated().await;
     let rows: Vec<Row> = (0..10).map(|i| row(i, "a", Outcome::Up, 10 - i)).collect();
     // The site and agent exist (an earlier batch).
-    write_batch(
-        &mut client,
-        &Batch {
-            rows: vec![row(100, "a", Outcome::Up, 60)],
-            rejected: Vec::new(),
-            catalog: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    write_batch(&mut client, &batch(vec![row(100, "a", Outcome::Up, 60)]))
+        .await
+        .unwrap();
     // One of the batch's rows is being stored, not yet committed, by another connection
     // (a sink still finishing its batch during a rebalance); 999 ms marks its copy.
     let mut other = db.client().await;
@@ -353,11 +312,7 @@ async fn a_row_another_sink_stores_meanwhile_is_skipped_not_an_error() {
     )
     .await
     .unwrap();
-    let batch = Batch {
-        rows,
-        rejected: Vec::new(),
-        catalog: Vec::new(),
-    };
+    let batch = batch(rows);
     let write = tokio::spawn(async move {
         let stats = write_batch(&mut client, &batch).await;
         (client, stats)
@@ -404,27 +359,15 @@ async fn an_error_kind_this_sink_does_not_know_is_stored_under_its_name() {
     newer.unknown_error_kind = Some("from_a_newer_agent".into());
     let mut nameless = row(2, "s", Outcome::Down, 1);
     nameless.result.error.as_mut().unwrap().kind = ErrorKind::Other;
-    let stats = write_batch(
-        &mut client,
-        &Batch {
-            rows: vec![known, newer, nameless],
-            rejected: Vec::new(),
-            catalog: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!((stats.inserted, stats.rejected), (3, 0));
-    let kinds: Vec<String> = client
-        .query(
-            "SELECT error_kind FROM check_results ORDER BY started_at",
-            &[],
-        )
+    let stats = write_batch(&mut client, &batch(vec![known, newer, nameless]))
         .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .unwrap();
+    assert_eq!((stats.inserted, stats.rejected), (3, 0));
+    let kinds: Vec<String> = column(
+        &client,
+        "SELECT error_kind FROM check_results ORDER BY started_at",
+    )
+    .await;
     assert_eq!(kinds, ["timeout", "from_a_newer_agent", "other"]);
     // The kind issue 14 adds has its id reserved, so every sink agrees on it.
     let overloaded: i16 = client

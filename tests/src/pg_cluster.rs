@@ -61,6 +61,36 @@ impl Cluster {
         cluster
     }
 
+    /// Writes `name` into the data directory, owned by the server and readable by it alone
+    /// (as PostgreSQL wants a private key).
+    pub fn write_private(&self, name: &str, contents: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join("data").join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if self.as_postgres {
+            assert!(Command::new("chown")
+                .arg("postgres")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success());
+        }
+    }
+
+    /// Adds `settings` to postgresql.conf and replaces pg_hba.conf by `hba`; both take
+    /// effect at the next [`restart`](Self::restart).
+    pub fn configure(&self, settings: &str, hba: &str) {
+        use std::io::Write;
+        let data = self.dir.join("data");
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        writeln!(conf, "{settings}").unwrap();
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+    }
+
     /// `pg_ctl restart -m fast`: every connection is cut, the server comes back.
     pub fn restart(&self) {
         self.pg_ctl(&["restart", "-m", "fast"]);

@@ -49,37 +49,43 @@ impl BucketFigures {
     }
 }
 
-/// The rollup rows of site `site_id` with `since <= bucket < until`, by location then bucket.
-/// A row whose sketch does not decode keeps its counts and loses its latencies (logged).
+/// Whose checks a row adds up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// One location's: a row per location and bucket.
+    Location,
+    /// The site's, every location added up: a row per bucket (location [`ALL_LOCATIONS`]),
+    /// read from the per-site table where the source has one.
+    Site,
+}
+
+/// The rollup rows of site `site_id` with `since <= bucket < until`, `per` location (by
+/// location then bucket) or site (by bucket). A row whose sketch does not decode keeps its
+/// counts and loses its latencies (logged).
 pub async fn by_bucket<C: GenericClient>(
     client: &C,
     source: Source,
+    per: Per,
     site_id: i32,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<BucketFigures>, tokio_postgres::Error> {
-    match source.resolution() {
-        Some(resolution) => read(client, resolution, site_id, since, until).await,
-        None => Ok(Vec::new()),
-    }
-}
-
-/// As [`by_bucket`], every location added up (location [`ALL_LOCATIONS`]), one row per
-/// bucket: read from the per-site table where the source has one.
-pub async fn site_by_bucket<C: GenericClient>(
-    client: &C,
-    source: Source,
-    site_id: i32,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<Vec<BucketFigures>, tokio_postgres::Error> {
-    let Some(resolution) = source.site_resolution() else {
+    let resolution = match per {
+        Per::Location => source.resolution(),
+        Per::Site => source.site_resolution(),
+    };
+    let Some(resolution) = resolution else {
         return Ok(Vec::new());
     };
-    let mut rows = read(client, resolution, site_id, since, until).await?;
-    if !resolution.per_location() {
-        return Ok(rows);
+    let rows = read(client, resolution, site_id, since, until).await?;
+    if per == Per::Site && resolution.per_location() {
+        return Ok(add_up(rows));
     }
+    Ok(rows)
+}
+
+/// Per-location rows added up into one row per bucket.
+fn add_up(mut rows: Vec<BucketFigures>) -> Vec<BucketFigures> {
     let mut sum: Vec<BucketFigures> = Vec::new();
     rows.sort_by_key(|r| r.bucket);
     for row in rows {
@@ -98,7 +104,7 @@ pub async fn site_by_bucket<C: GenericClient>(
             }),
         }
     }
-    Ok(sum)
+    sum
 }
 
 async fn read<C: GenericClient>(

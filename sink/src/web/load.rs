@@ -12,7 +12,7 @@ use super::model::{
     BucketPoint, FailedCheck, Incident, LocationSeries, SiteState, SiteSummary, Uptimes, Verdict,
 };
 use super::verdicts;
-use crate::figures::{self, BucketFigures, Figures, Source};
+use crate::figures::{self, BucketFigures, Figures, Per, Source};
 
 /// Days of daily bars on site and status pages.
 pub const BAR_DAYS: i64 = 90;
@@ -152,7 +152,15 @@ pub async fn daily_bars(
 ) -> Result<Vec<LocationSeries>, WebError> {
     let now = Utc::now();
     let since = midnight_days_ago(now, BAR_DAYS - 1);
-    let rows = figures::by_bucket(client, Source::DailyRollups, site.id, since, now).await?;
+    let rows = figures::by_bucket(
+        client,
+        Source::DailyRollups,
+        Per::Location,
+        site.id,
+        since,
+        now,
+    )
+    .await?;
     Ok(per_location(rows))
 }
 
@@ -161,7 +169,8 @@ pub async fn daily_bars(
 pub async fn daily_bars_all(client: &Client, site: &SiteState) -> Result<LocationSeries, WebError> {
     let now = Utc::now();
     let since = midnight_days_ago(now, BAR_DAYS - 1);
-    let rows = figures::site_by_bucket(client, Source::DailyRollups, site.id, since, now).await?;
+    let rows =
+        figures::by_bucket(client, Source::DailyRollups, Per::Site, site.id, since, now).await?;
     Ok(LocationSeries {
         location: figures::ALL_LOCATIONS.into(),
         points: rows.iter().map(|f| point(f.bucket, f)).collect(),
@@ -188,7 +197,7 @@ pub async fn latency_series(
     };
     let start = now - range;
     let since = start.duration_trunc(step).unwrap_or(start);
-    let rows = figures::by_bucket(client, source, site.id, since, now).await?;
+    let rows = figures::by_bucket(client, source, Per::Location, site.id, since, now).await?;
     Ok((source, per_location(rows)))
 }
 

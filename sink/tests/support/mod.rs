@@ -1,17 +1,22 @@
-//! A uniquely named PostgreSQL database per test, dropped afterwards.
+//! A uniquely named PostgreSQL database per test, dropped afterwards; a sink's settings for
+//! a test; producing results to Kafka; and the set-up and read-back the database tests share.
 
 // Compiled into each test binary; not every binary uses every helper.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
+use chrono::{Days, NaiveDate, Utc};
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use sitewatch_sink::SinkConfig;
+use sitewatch_sink::pipeline::{Batch, Row};
+use sitewatch_sink::{migrations, SinkConfig};
 use sitewatch_tests::broker::Broker;
 use sitewatch_tests::fixtures::result;
+use tokio_postgres::types::FromSqlOwned;
 use tokio_postgres::Client;
 
 // Not every test binary uses every helper.
@@ -105,4 +110,50 @@ pub async fn stored(client: &Client) -> i64 {
         .await
         .map(|r| r.get(0))
         .unwrap_or(0)
+}
+
+/// A new database migrated to the latest schema, and a client of it.
+pub async fn migrated() -> (TestDb, Client) {
+    let db = TestDb::create().await;
+    let mut client = db.client().await;
+    migrations::migrate(&mut client).await.unwrap();
+    (db, client)
+}
+
+/// Today (UTC), and the day `n` days before it.
+pub fn today_and_ago() -> (NaiveDate, impl Fn(u64) -> NaiveDate) {
+    let today = Utc::now().date_naive();
+    (today, move |n| {
+        today.checked_sub_days(Days::new(n)).unwrap()
+    })
+}
+
+/// `rows` as one batch, with nothing rejected and no catalog entries.
+pub fn batch(rows: Vec<Row>) -> Batch {
+    Batch {
+        rows,
+        rejected: Vec::new(),
+        catalog: Vec::new(),
+    }
+}
+
+/// The first column of every row `sql` (without parameters) returns, in its order.
+pub async fn column<T: FromSqlOwned>(client: &Client, sql: &str) -> Vec<T> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The one value `sql` (without parameters) returns.
+pub async fn value<T: FromSqlOwned>(client: &Client, sql: &str) -> T {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// The count `sql` (without parameters) returns.
+pub async fn count(client: &Client, sql: &str) -> i64 {
+    value(client, sql).await
 }

@@ -111,7 +111,7 @@ impl EmailChannel {
                         format!(
                             "{}: not a PEM certificate ({})",
                             path.display(),
-                            http::chain(&e)
+                            crate::causes::chain(&e)
                         ),
                     )
                 })?;
@@ -119,7 +119,7 @@ impl EmailChannel {
             }
             builder
                 .build()
-                .map_err(|e| ChannelConfigError::invalid(name, "tls", http::chain(&e)))
+                .map_err(|e| ChannelConfigError::invalid(name, "tls", crate::causes::chain(&e)))
         };
         if config.tls == SmtpTls::None && config.ca_file.is_some() {
             return Err(ChannelConfigError::invalid(
@@ -194,9 +194,9 @@ impl EmailChannel {
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() || e.is_client() => {
-                Err(DeliveryError::Permanent(http::chain(&e)))
+                Err(DeliveryError::Permanent(crate::causes::chain(&e)))
             }
-            Err(e) => Err(DeliveryError::Retry(http::chain(&e))),
+            Err(e) => Err(DeliveryError::Retry(crate::causes::chain(&e))),
         }
     }
 }

@@ -11,6 +11,7 @@ use reqwest::{Client, StatusCode, Url};
 
 use super::secret::{expand, Lookup};
 use super::{ChannelConfigError, DeliveryError, Secret};
+use crate::causes::chain;
 
 /// Per-request timeout when a channel's config does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,20 +112,4 @@ pub fn classify(status: StatusCode, body: &str, location: Option<&str>) -> Deliv
     } else {
         DeliveryError::Permanent(text)
     }
-}
-
-/// An error and its causes on one line (reqwest's own text alone is "error sending
-/// request", which does not say whether the connection was refused or timed out).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
