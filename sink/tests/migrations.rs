@@ -444,30 +444,6 @@ async fn the_writers_columns_are_the_tables_and_its_outcome_codes_too() {
     assert_eq!(coded, outcomes);
 }
 
-/// Migration 0007 repeats `rollup_daily`'s column list for `rollup_site_daily` (an applied
-/// migration is never edited, and `CREATE TABLE ... (LIKE ...)` then dropping the location
-/// would leave a dropped column in every row): the two stay alike but for the location.
-#[tokio::test]
-async fn the_per_site_daily_rollups_have_the_daily_columns_but_the_location() {
-    let (_db, client) = migrated().await;
-    let columns = |table: &str| {
-        format!(
-            "SELECT concat_ws(' ', column_name, data_type, is_nullable)
-             FROM information_schema.columns
-             WHERE table_schema = current_schema() AND table_name = '{table}'
-             ORDER BY ordinal_position"
-        )
-    };
-    let daily: Vec<String> = column(&client, &columns("rollup_daily")).await;
-    let per_site: Vec<String> = column(&client, &columns("rollup_site_daily")).await;
-    assert_eq!(daily.len(), 13, "{daily:?}");
-    let without_location: Vec<String> = daily
-        .into_iter()
-        .filter(|c| !c.starts_with("location_id "))
-        .collect();
-    assert_eq!(per_site, without_location);
-}
-
 /// `reloptions` of `table` (empty: the defaults).
 async fn options(client: &Client, table: &str) -> Vec<String> {
     client
@@ -555,4 +531,28 @@ async fn the_tables_every_batch_rewrites_get_room_for_in_place_updates_data_and_
         options(&client, "rollup_hourly_209903").await,
         vec!["fillfactor=80".to_string()]
     );
+}
+
+/// Migration 0007 repeats `rollup_daily`'s column list for `rollup_site_daily` (an applied
+/// migration is never edited, and `CREATE TABLE ... (LIKE ...)` then dropping the location
+/// would leave a dropped column in every row): the two stay alike but for the location.
+#[tokio::test]
+async fn the_per_site_daily_rollups_have_the_daily_columns_but_the_location() {
+    let (_db, client) = migrated().await;
+    let columns = |table: &str| {
+        format!(
+            "SELECT concat_ws(' ', column_name, data_type, is_nullable)
+             FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = '{table}'
+             ORDER BY ordinal_position"
+        )
+    };
+    let daily: Vec<String> = column(&client, &columns("rollup_daily")).await;
+    let per_site: Vec<String> = column(&client, &columns("rollup_site_daily")).await;
+    assert_eq!(daily.len(), 13, "{daily:?}");
+    let without_location: Vec<String> = daily
+        .into_iter()
+        .filter(|c| !c.starts_with("location_id "))
+        .collect();
+    assert_eq!(per_site, without_location);
 }
