@@ -271,7 +271,7 @@ struct GroupRows {
     site_id: i32,
     location_id: i16,
     /// Per resolution (in [`Resolution::ALL`]'s order), the row being added to.
-    open: [Option<(Key, Rollup)>; 3],
+    open: [Option<(Key, Rollup)>; Resolution::ALL.len()],
 }
 
 impl GroupRows {
@@ -279,7 +279,7 @@ impl GroupRows {
         GroupRows {
             site_id,
             location_id,
-            open: [None, None, None],
+            open: Default::default(),
         }
     }
 
