@@ -1,13 +1,14 @@
 //! sitewatch check engine and result schema.
 //!
 //! `schema` (results) and `catalog` (site definitions) are always compiled: they are the
-//! contract between agents and sinks.
+//! contract between agents and sinks; so is `causes` (an error's causes in one line).
 //! The `engine` feature adds the HTTP probe and check evaluation; `wasm` adds the
 //! WebAssembly plugin host; `ops` what both binaries share at their edges (health and
 //! metrics endpoint, logging, signals, exit codes, units in settings); `kafka` the Kafka
 //! client settings both use.
 
 pub mod catalog;
+pub mod causes;
 pub mod schema;
 
 #[cfg(feature = "engine")]

@@ -155,7 +155,7 @@ impl Database {
                 Ok(client) => return Some(client),
                 Err(e) => {
                     tracing::warn!(
-                        error = %crate::causes::chain(&e),
+                        error = %sitewatch_checks::causes::chain(&e),
                         retry_in = ?backoff,
                         "cannot connect to the database"
                     );

@@ -4,7 +4,6 @@
 
 pub mod alerts;
 pub mod app;
-pub mod causes;
 pub mod cli;
 pub mod codes;
 pub mod config;

@@ -15,6 +15,7 @@ use url::Url;
 
 use super::connect::BoxIo;
 use super::trace::{ms, Phase, Trace};
+use crate::causes::chain;
 use crate::schema::{CheckError, ErrorKind, HttpInfo};
 
 /// `User-Agent` sent with every check.
@@ -50,21 +51,6 @@ fn fail(kind: ErrorKind, message: impl Into<String>) -> CheckError {
         kind,
         message: message.into(),
     }
-}
-
-/// `error: cause: cause` in one line.
-fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    out
 }
 
 fn io_kind(e: &(dyn StdError + 'static)) -> Option<std::io::ErrorKind> {

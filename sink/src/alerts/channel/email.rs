@@ -13,6 +13,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 use sha2::Digest;
+use sitewatch_checks::causes::chain;
 
 use super::secret::{expand, Lookup};
 use super::{http, text, Channel, ChannelConfigError, DeliveryError, DeliveryFuture, Secret};
@@ -108,18 +109,14 @@ impl EmailChannel {
                     ChannelConfigError::invalid(
                         name,
                         "ca_file",
-                        format!(
-                            "{}: not a PEM certificate ({})",
-                            path.display(),
-                            crate::causes::chain(&e)
-                        ),
+                        format!("{}: not a PEM certificate ({})", path.display(), chain(&e)),
                     )
                 })?;
                 builder = builder.add_root_certificate(cert);
             }
             builder
                 .build()
-                .map_err(|e| ChannelConfigError::invalid(name, "tls", crate::causes::chain(&e)))
+                .map_err(|e| ChannelConfigError::invalid(name, "tls", chain(&e)))
         };
         if config.tls == SmtpTls::None && config.ca_file.is_some() {
             return Err(ChannelConfigError::invalid(
@@ -193,10 +190,8 @@ impl EmailChannel {
         let message = self.message(n)?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() || e.is_client() => {
-                Err(DeliveryError::Permanent(crate::causes::chain(&e)))
-            }
-            Err(e) => Err(DeliveryError::Retry(crate::causes::chain(&e))),
+            Err(e) if e.is_permanent() || e.is_client() => Err(DeliveryError::Permanent(chain(&e))),
+            Err(e) => Err(DeliveryError::Retry(chain(&e))),
         }
     }
 }

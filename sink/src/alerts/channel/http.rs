@@ -11,7 +11,7 @@ use reqwest::{Client, StatusCode, Url};
 
 use super::secret::{expand, Lookup};
 use super::{ChannelConfigError, DeliveryError, Secret};
-use crate::causes::chain;
+use sitewatch_checks::causes::chain;
 
 /// Per-request timeout when a channel's config does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,6 +1,6 @@
-//! An error and its causes as one line of text, for logs and stored delivery errors:
-//! the outer errors of reqwest and tokio-postgres say only what failed ("error sending
-//! request", "error performing TLS handshake"), their causes say why.
+//! An error and its causes as one line of text, for check results, logs and stored
+//! delivery errors: the outer errors of hyper, reqwest and tokio-postgres say only what
+//! failed ("error sending request", "error performing TLS handshake"), their causes say why.
 
 /// `e` and its causes on one line, each cause not already in the text before it.
 pub fn chain(e: &dyn std::error::Error) -> String {
