@@ -225,10 +225,8 @@ fn bare_consume(config: &sitewatch_sink::SinkConfig, decode: bool) -> f64 {
 
 /// A counter of the sink serving `/metrics` at `ops` (0 before it serves).
 fn metric(ops: &str, name: &str) -> u64 {
-    sitewatch_tests::site::http_get(ops, "/metrics")
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
+    let metrics = sitewatch_tests::site::http_get(ops, "/metrics");
+    sitewatch_tests::metrics::value(&metrics, name).map_or(0, |v| v as u64)
 }
 
 async fn latency(broker: &Broker) {

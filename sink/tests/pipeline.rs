@@ -100,12 +100,8 @@ async fn every_result_is_stored_exactly_once_across_restarts_and_redelivery() {
 
 /// A gauge or counter of the sink serving `/metrics` at `ops` (`None` before it serves).
 fn metric(ops: &str, name: &str) -> Option<i64> {
-    sitewatch_tests::site::http_get(ops, "/metrics")
-        .lines()
-        .find_map(|l| {
-            let value = l.strip_prefix(name)?.strip_prefix(' ')?;
-            value.parse::<f64>().ok().map(|v| v as i64)
-        })
+    let metrics = sitewatch_tests::site::http_get(ops, "/metrics");
+    sitewatch_tests::metrics::value(&metrics, name).map(|v| v as i64)
 }
 
 /// Polls `metric` until `done` holds (or panics after 60 s).

@@ -117,9 +117,7 @@ async fn two_sinks_in_one_group_share_the_partitions_and_store_each_check_once()
 
 /// An unlabelled value from a /metrics text.
 fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    sitewatch_tests::metrics::value(metrics, name)
         .unwrap_or_else(|| panic!("no {name} in {metrics}"))
 }
 
@@ -167,18 +165,15 @@ async fn database_connections_killed_mid_stream_lose_and_duplicate_nothing() {
 
     // The operator sees it: failed writes counted, every row written once, ready again.
     let metrics = get(&ops, "/metrics");
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-    };
     assert_eq!(
-        value("sitewatch_sink_rows_written_total"),
+        metric(&metrics, "sitewatch_sink_rows_written_total"),
         1000.0,
         "{metrics}"
     );
-    assert!(value("sitewatch_sink_db_errors_total") >= 1.0, "{metrics}");
+    assert!(
+        metric(&metrics, "sitewatch_sink_db_errors_total") >= 1.0,
+        "{metrics}"
+    );
     // Readiness follows librdkafka's statistics (every 5 s): allow for one interval.
     let deadline = Instant::now() + Duration::from_secs(12);
     while !get(&ops, "/healthz").starts_with("HTTP/1.1 200") && Instant::now() < deadline {

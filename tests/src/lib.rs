@@ -1,6 +1,6 @@
 //! Support shared by the integration tests of every crate: a real Kafka-protocol broker
 //! (Tansu via `scripts/kafka-dev`), free loopback ports, sample results, and real local
-//! receivers of notifications (HTTP, SMTP, Debian's Alertmanager).
+//! receivers of notifications (HTTP, SMTP, Debian's Alertmanager), `/metrics` values.
 //! Test code: it panics on failure, which is how a test fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,6 +14,7 @@ pub mod forward;
 pub mod fuzz;
 pub mod http;
 pub mod link;
+pub mod metrics;
 pub mod pg_cluster;
 pub mod plugins;
 pub mod receiver;
