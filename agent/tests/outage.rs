@@ -78,6 +78,7 @@ impl Rig {
             listen: None,
             batch_max_rows: 50,
             batch_backlog_rows: 50,
+            write_connections: sitewatch_sink::config::DEFAULT_WRITE_CONNECTIONS,
             batch_max_wait: Duration::from_millis(100),
             retention_days: 30,
             hourly_retention_days: 180,

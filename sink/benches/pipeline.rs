@@ -67,12 +67,14 @@ async fn backlog(broker: &Broker) {
 
     let client = db.client().await;
     let growing = sitewatch_sink::config::DEFAULT_BATCH_BACKLOG_ROWS;
-    let default = drain(broker, &topic, &db, 5000, growing).await;
+    let default = drain(broker, &topic, &db, 5000, growing, 2).await;
     assert_eq!(stored(&client).await, BACKLOG as i64);
+    let single_db = TestDb::create().await;
+    let single = drain(broker, &topic, &single_db, 5000, growing, 1).await;
     let fixed_db = TestDb::create().await;
-    let fixed = drain(broker, &topic, &fixed_db, 5000, 5000).await;
+    let fixed = drain(broker, &topic, &fixed_db, 5000, 5000, 1).await;
     let bigger_db = TestDb::create().await;
-    let bigger = drain(broker, &topic, &bigger_db, 20_000, 20_000).await;
+    let bigger = drain(broker, &topic, &bigger_db, 20_000, 20_000, 1).await;
 
     // Reference: the same results COPYed from a file into a compact table.
     let copy_took = common::compact_copy_reference(&client, &results, &topic).await;
@@ -83,14 +85,22 @@ async fn backlog(broker: &Broker) {
     );
     println!("  (sink and bare consumer rates are from the first row or message on: joining the group is a one-off)");
     println!("  reference: plain COPY into a compact table {copy_rate:>10.0} rows/s   1.00x");
-    let default_what = format!("sitewatch-sink, default (5,000 rows, up to {growing})");
+    let default_what =
+        format!("sitewatch-sink, default (5,000 rows, up to {growing}, 2 connections)");
     for (what, d) in [
         (default_what.as_str(), &default),
-        ("sitewatch-sink, 5,000 rows, no growth", &fixed),
-        ("sitewatch-sink, 20,000 rows, no growth", &bigger),
+        ("sitewatch-sink, default but 1 connection", &single),
+        (
+            "sitewatch-sink, 5,000 rows, no growth, 1 connection",
+            &fixed,
+        ),
+        (
+            "sitewatch-sink, 20,000 rows, no growth, 1 connection",
+            &bigger,
+        ),
     ] {
         println!(
-            "  {what:<42} {:>10.0} rows/s   {:.2}x   (first batch stored {:.1} s after start; {:.0} rows/s counting that; {} batches)",
+            "  {what:<56} {:>10.0} rows/s   {:.2}x   (first batch stored {:.1} s after start; {:.0} rows/s counting that; {} batches)",
             d.rate,
             d.rate / copy_rate,
             d.joined.as_secs_f64(),
@@ -102,7 +112,7 @@ async fn backlog(broker: &Broker) {
         ("bare consumer, no database", bare),
         ("bare consumer + decode", decoded),
     ] {
-        println!("  {what:<42} {r:>10.0} msgs/s   {:.2}x", r / copy_rate);
+        println!("  {what:<56} {r:>10.0} msgs/s   {:.2}x", r / copy_rate);
     }
 }
 
@@ -147,13 +157,15 @@ async fn drain(
     db: &TestDb,
     batch_rows: usize,
     backlog_rows: usize,
+    connections: u16,
 ) -> Drained {
     let mut config = sink_config(
         broker,
         topic,
-        &format!("bench-{batch_rows}-{backlog_rows}"),
+        &format!("bench-{batch_rows}-{backlog_rows}-{connections}"),
         db,
     );
+    config.write_connections = connections;
     config.batch_max_rows = batch_rows;
     config.batch_backlog_rows = backlog_rows;
     config.batch_max_wait = Duration::from_millis(200);

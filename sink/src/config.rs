@@ -9,6 +9,8 @@ use sitewatch_checks::ops::units::parse_duration;
 /// `--batch-backlog-rows` unless set. A typical result takes ~0.7 KB decoded (measured: 673 B
 /// for a 495-byte message), so a batch of this many takes ~34 MB and three ~100 MB.
 pub const DEFAULT_BATCH_BACKLOG_ROWS: usize = 50_000;
+/// `--write-connections` unless set.
+pub const DEFAULT_WRITE_CONNECTIONS: u16 = 2;
 
 /// Where to read from, where to write to, and how to batch.
 #[derive(Debug, Clone, Args)]
@@ -75,6 +77,14 @@ pub struct SinkConfig {
     /// never grow.
     #[arg(long, env = "SITEWATCH_BATCH_BACKLOG_ROWS", default_value_t = DEFAULT_BATCH_BACKLOG_ROWS)]
     pub batch_backlog_rows: usize,
+    /// Database connections a batch is written over: a batch of at least 1,000 results per
+    /// connection is split by site into one part per connection, each stored in its own
+    /// transaction at the same time (parts touch disjoint sites, so they never wait for each
+    /// other); its offsets are committed once every part is stored. 1 writes every batch in
+    /// one transaction.
+    #[arg(long, env = "SITEWATCH_WRITE_CONNECTIONS", default_value_t = DEFAULT_WRITE_CONNECTIONS,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub write_connections: u16,
     /// Longest a message waits in a batch before it is written.
     #[arg(long, env = "SITEWATCH_BATCH_MAX_WAIT", default_value = "200ms", value_parser = parse_duration)]
     pub batch_max_wait: Duration,

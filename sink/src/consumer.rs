@@ -150,8 +150,9 @@ pub async fn run_with(
     };
     let store = Store {
         client,
+        lanes: (1..config.write_connections.max(1)).map(|_| None).collect(),
         db,
-        pipeline,
+        pipeline: Arc::new(pipeline),
         metrics: metrics.clone(),
         alerts,
     };

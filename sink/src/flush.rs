@@ -1,7 +1,9 @@
 //! Storing what has been consumed: a batch is written by the [`Pipeline`] (retrying while
 //! the database is down) and only then are its Kafka offsets committed. Used by the writer
 //! task (`writer`), which gets batches from the consume loop (`consumer`) and, before
-//! partitions are revoked, from the consumer context (`context`).
+//! partitions are revoked, from the consumer context (`context`). A large batch is written
+//! in parts split by site, each on its own connection at the same time
+//! (`--write-connections`): a backlog is drained on more than one of the database's cores.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -20,14 +22,19 @@ use crate::pipeline::{Batch, Pipeline, WriteStats};
 
 /// Longest pause between database retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Fewest results in each part of a batch written in parts over several connections.
+const MIN_PART_ROWS: usize = 1000;
 /// How long shutdown (or a rebalance) keeps retrying to store what was consumed.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The database side of the loop: connection, how to reconnect, what to run, what to count.
 pub(crate) struct Store {
     pub(crate) client: Client,
+    /// Connections for the other parts of a batch written in parts (see [`Store::parts`]):
+    /// `None` until first needed.
+    pub(crate) lanes: Vec<Option<Client>>,
     pub(crate) db: Database,
-    pub(crate) pipeline: Pipeline,
+    pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) metrics: Arc<SinkMetrics>,
     /// The alerting policy, for the sweep's notifications.
     pub(crate) alerts: Option<Arc<crate::alerts::Alerts>>,
@@ -58,41 +65,134 @@ impl Store {
         if consumed.batch.is_empty() {
             return true;
         }
-        if !self.write_until_stored(&consumed.batch, token).await {
+        let parts = self.parts(consumed.batch.rows.len());
+        let stored = if parts < 2 {
+            let stored = write_until_stored(
+                &self.pipeline,
+                &self.db,
+                &self.metrics,
+                &mut self.client,
+                &consumed.batch,
+                token,
+            )
+            .await;
+            stored.is_some()
+        } else {
+            self.metrics.split_batches.inc();
+            self.write_in_parts(consumed.batch, parts, token).await
+        };
+        if !stored {
             return false;
         }
         commit_offsets(consumer, consumed.next_offsets.into_iter());
         true
     }
 
-    /// Writes `batch`, reconnecting and retrying with backoff on failure; false if `token`
-    /// was cancelled first.
-    async fn write_until_stored(&mut self, batch: &Batch, token: &CancellationToken) -> bool {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            let started = Instant::now();
-            match self.pipeline.write(&mut self.client, batch).await {
-                Ok(stats) => {
-                    tracing::debug!(?stats, messages = batch.len(), "batch stored");
-                    record(&self.metrics, &stats, batch, started.elapsed());
-                    return true;
+    /// Into how many parts a batch of `rows` results is written: one per connection, but
+    /// parts of at least [`MIN_PART_ROWS`] (a small batch is one transaction).
+    fn parts(&self, rows: usize) -> usize {
+        (1 + self.lanes.len()).min(rows / MIN_PART_ROWS).max(1)
+    }
+
+    /// Writes `batch` split by site into `parts`, each in its own transaction on its own
+    /// connection, at the same time; true once every part is stored. Parts touch disjoint
+    /// sites, so they never wait for each other's row locks, and each part's steps see what
+    /// the whole batch's would for its sites. A part stored while another is given up on is
+    /// redelivered with it (no offset is committed) and then skipped as already stored.
+    async fn write_in_parts(
+        &mut self,
+        batch: Batch,
+        parts: usize,
+        token: &CancellationToken,
+    ) -> bool {
+        // Partitions first, once: parts creating the same one at the same time would collide.
+        let days = batch.rows.iter().map(|r| r.result.started_at.date_naive());
+        if let Err(e) = crate::partitions::ensure_days(&mut self.client, days).await {
+            tracing::debug!(error = %e, "cannot create partitions ahead of a batch in parts");
+        }
+        let mut split = batch.split_by_site(parts).into_iter();
+        let first = split.next().unwrap_or_default();
+        let others: Vec<_> = split
+            .zip(self.lanes.iter_mut())
+            .map(|(part, lane)| {
+                let (pipeline, db, metrics) =
+                    (self.pipeline.clone(), self.db.clone(), self.metrics.clone());
+                let (lane_taken, token) = (lane.take(), token.clone());
+                tokio::spawn(async move {
+                    let mut client = match lane_taken {
+                        Some(client) if !client.is_closed() => client,
+                        _ => db.connect(&token).await?,
+                    };
+                    let stored =
+                        write_until_stored(&pipeline, &db, &metrics, &mut client, &part, &token)
+                            .await;
+                    Some((client, stored.is_some()))
+                })
+            })
+            .collect();
+        let (first_stored, others) = tokio::join!(
+            write_until_stored(
+                &self.pipeline,
+                &self.db,
+                &self.metrics,
+                &mut self.client,
+                &first,
+                token,
+            ),
+            futures::future::join_all(others)
+        );
+        let mut stored = first_stored.is_some();
+        for (lane, done) in self.lanes.iter_mut().zip(others) {
+            match done {
+                Ok(Some((client, part_stored))) => {
+                    *lane = Some(client);
+                    stored &= part_stored;
                 }
+                Ok(None) => stored = false,
                 Err(e) => {
-                    self.metrics.db_up.store(false, Ordering::Relaxed);
-                    self.metrics.db_errors.inc();
-                    tracing::warn!(error = %e, messages = batch.len(), retry_in = ?backoff, "cannot store batch; consuming pauses (one batch ahead) until it is stored");
-                    if self.client.is_closed() {
-                        match self.db.connect(token).await {
-                            Some(c) => self.client = c,
-                            None => return false,
-                        }
-                    }
-                    tokio::select! {
-                        _ = token.cancelled() => return false,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tracing::error!(error = %e, "writing a part of a batch failed");
+                    stored = false;
                 }
+            }
+        }
+        stored
+    }
+}
+
+/// Writes `batch` on `client`, reconnecting and retrying with backoff on failure; `None` if
+/// `token` was cancelled first.
+async fn write_until_stored(
+    pipeline: &Pipeline,
+    db: &Database,
+    metrics: &SinkMetrics,
+    client: &mut Client,
+    batch: &Batch,
+    token: &CancellationToken,
+) -> Option<WriteStats> {
+    if batch.is_empty() {
+        return Some(WriteStats::default());
+    }
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let started = Instant::now();
+        match pipeline.write(client, batch).await {
+            Ok(stats) => {
+                tracing::debug!(?stats, messages = batch.len(), "batch stored");
+                record(metrics, &stats, batch, started.elapsed());
+                return Some(stats);
+            }
+            Err(e) => {
+                metrics.db_up.store(false, Ordering::Relaxed);
+                metrics.db_errors.inc();
+                tracing::warn!(error = %e, messages = batch.len(), retry_in = ?backoff, "cannot store batch; consuming pauses (one batch ahead) until it is stored");
+                if client.is_closed() {
+                    *client = db.connect(token).await?;
+                }
+                tokio::select! {
+                    _ = token.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

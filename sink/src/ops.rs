@@ -16,6 +16,8 @@ pub struct SinkMetrics {
     pub batches: Counter,
     /// Batches written a second time because they held results already stored.
     pub rewrites: Counter,
+    /// Batches written in parts, split by site, over several connections at once.
+    pub split_batches: Counter,
     /// Time to store one batch (seconds).
     pub batch_duration: Histogram,
     /// Messages kept in `rejected_messages`.
@@ -71,6 +73,12 @@ impl SinkMetrics {
             "Batches written a second time, skipping results already stored (redeliveries).",
             None,
             &one(&self.rewrites),
+        );
+        t.counter(
+            "sitewatch_sink_batches_split_total",
+            "Batches written in parts split by site, over several connections at once (each part is a transaction).",
+            None,
+            &one(&self.split_batches),
         );
         t.histogram(
             "sitewatch_sink_batch_duration_seconds",

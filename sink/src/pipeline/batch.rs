@@ -87,4 +87,96 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Splits the batch into `parts` batches by site: a site's results and catalog entries
+    /// all land in one part, in the order they had, so parts touch disjoint sites. Undecodable
+    /// messages go to the first part. Fewer than two parts: the batch as it is.
+    pub fn split_by_site(self, parts: usize) -> Vec<Batch> {
+        if parts < 2 {
+            return vec![self];
+        }
+        let part_of = |site: &str| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(site, &mut hasher);
+            (std::hash::Hasher::finish(&hasher) % parts as u64) as usize
+        };
+        let mut split: Vec<Batch> = (0..parts).map(|_| Batch::default()).collect();
+        for row in self.rows {
+            split[part_of(&row.result.site)].rows.push(row);
+        }
+        for entry in self.catalog {
+            split[part_of(&entry.site)].catalog.push(entry);
+        }
+        split[0].rejected = self.rejected;
+        split
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn row(site: &str, offset: i64) -> Row {
+        Row::new(0, offset, sitewatch_tests::fixtures::result(site))
+    }
+
+    #[test]
+    fn a_split_keeps_each_site_whole_and_in_order() {
+        let sites: Vec<String> = (0..40).map(|i| format!("site-{i}")).collect();
+        let batch = Batch {
+            rows: (0..400).map(|i| row(&sites[i % 40], i as i64)).collect(),
+            rejected: vec![Rejected {
+                topic: "t".into(),
+                partition: 0,
+                offset: 7,
+                error: "not json".into(),
+                payload: b"x".to_vec(),
+            }],
+            catalog: sites
+                .iter()
+                .map(|s| CatalogEntry {
+                    site: s.clone(),
+                    definition: None,
+                    timestamp: Utc::now(),
+                })
+                .collect(),
+        };
+        let parts = batch.clone().split_by_site(3);
+        assert_eq!(parts.len(), 3);
+        assert!(
+            parts.iter().all(|p| !p.rows.is_empty()),
+            "40 sites over 3 parts"
+        );
+        assert_eq!(parts[0].rejected.len(), 1);
+        assert!(parts[1..].iter().all(|p| p.rejected.is_empty()));
+        for site in &sites {
+            let holding: Vec<&Batch> = parts
+                .iter()
+                .filter(|p| p.rows.iter().any(|r| &r.result.site == site))
+                .collect();
+            assert_eq!(holding.len(), 1, "{site} in one part");
+            let offsets: Vec<i64> = holding[0]
+                .rows
+                .iter()
+                .filter(|r| &r.result.site == site)
+                .map(|r| r.offset)
+                .collect();
+            let whole: Vec<i64> = batch
+                .rows
+                .iter()
+                .filter(|r| &r.result.site == site)
+                .map(|r| r.offset)
+                .collect();
+            assert_eq!(offsets, whole, "{site}'s rows keep their order");
+            assert!(
+                holding[0].catalog.iter().any(|c| &c.site == site),
+                "{site}'s catalog entry goes with its results"
+            );
+        }
+        let total: usize = parts.iter().map(Batch::len).sum();
+        assert_eq!(total, batch.len());
+        assert_eq!(batch.clone().split_by_site(1).len(), 1);
+    }
 }

@@ -267,19 +267,26 @@ impl SiteJudge {
             self.silence().to_std().unwrap_or_default(),
         );
         let reason = vote.reason(&silence);
-        let failing: BTreeSet<String> = vote.failing.iter().map(|l| l.name.clone()).collect();
         let verdict = vote.verdict;
-        // When the quorum's failures began: the quorum-th earliest failing check.
-        let mut problems: Vec<_> = vote
-            .failing
-            .iter()
-            .filter_map(|l| l.problem.clone())
-            .collect();
-        problems.sort_by_key(|p| p.since);
-        let first = problems
-            .get(vote.required.saturating_sub(1))
-            .or(problems.last())
-            .cloned();
+        // Only a down verdict opens or extends an incident: the failing locations, and when
+        // the quorum's failures began (the quorum-th earliest failing check), are not needed
+        // otherwise (most checks of most sites).
+        let (failing, first) = if verdict == Verdict::Down {
+            let failing: BTreeSet<String> = vote.failing.iter().map(|l| l.name.clone()).collect();
+            let mut problems: Vec<_> = vote
+                .failing
+                .iter()
+                .filter_map(|l| l.problem.as_ref())
+                .collect();
+            problems.sort_by_key(|p| p.since);
+            let first = problems
+                .get(vote.required.saturating_sub(1))
+                .or(problems.last())
+                .map(|p| (*p).clone());
+            (failing, first)
+        } else {
+            (BTreeSet::new(), None)
+        };
         let previous = self.verdict.as_ref().map(|v| v.verdict);
         let open = self.incidents.iter().position(|i| i.resolved_at.is_none());
         if previous == Some(verdict) || (previous.is_none() && verdict == Verdict::Unknown) {
@@ -350,14 +357,17 @@ impl SiteJudge {
     /// `location_silent` event.
     fn mark_silent(&mut self, clock: DateTime<Utc>) {
         let silence = self.silence();
-        let window =
-            sitewatch_checks::ops::units::format_duration(silence.to_std().unwrap_or_default());
         let gone: Vec<i16> = self
             .locations
             .values()
             .filter(|l| l.silent_since.is_none() && l.last_applied_at < clock - silence)
             .map(|l| l.location_id)
             .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let window =
+            sitewatch_checks::ops::units::format_duration(silence.to_std().unwrap_or_default());
         for id in gone {
             let Some(loc) = self.locations.get_mut(&id) else {
                 continue;

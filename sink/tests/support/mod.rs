@@ -44,6 +44,7 @@ pub fn sink_config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> Si
         listen: None,
         batch_max_rows: 20,
         batch_backlog_rows: 20,
+        write_connections: sitewatch_sink::config::DEFAULT_WRITE_CONNECTIONS,
         batch_max_wait: Duration::from_millis(100),
         retention_days: 30,
         hourly_retention_days: 180,
