@@ -117,7 +117,16 @@ pub async fn ensure_days(
     client: &mut Client,
     days: impl IntoIterator<Item = NaiveDate>,
 ) -> Result<(), tokio_postgres::Error> {
-    let days: BTreeSet<NaiveDate> = days.into_iter().collect();
+    // A batch's rows mostly share a day: skip runs of one day before the set.
+    let mut set = BTreeSet::new();
+    let mut last = None;
+    for day in days {
+        if last != Some(day) {
+            set.insert(day);
+            last = Some(day);
+        }
+    }
+    let days = set;
     let mut missing = Vec::new();
     for scheme in [&RESULTS, &ROLLUP_HOURLY] {
         let starts: BTreeSet<NaiveDate> = days.iter().map(|d| scheme.start(*d)).collect();

@@ -12,8 +12,9 @@ pub struct Row {
     pub partition: i32,
     /// Kafka offset.
     pub offset: i64,
-    /// The result.
-    pub result: CheckResult,
+    /// The result (boxed: a batch's rows are moved when it grows or is split, and a
+    /// decoded result is several hundred bytes).
+    pub result: Box<CheckResult>,
     /// The error kind's name as sent, when this build does not know it
     /// ([`ErrorKind::Other`]): a newer agent's kind is stored under its own name.
     pub unknown_error_kind: Option<String>,
@@ -25,7 +26,7 @@ impl Row {
         Row {
             partition,
             offset,
-            result,
+            result: Box::new(result),
             unknown_error_kind: None,
         }
     }
@@ -100,7 +101,14 @@ impl Batch {
             std::hash::Hash::hash(site, &mut hasher);
             (std::hash::Hasher::finish(&hasher) % parts as u64) as usize
         };
-        let mut split: Vec<Batch> = (0..parts).map(|_| Batch::default()).collect();
+        // Room for an even share and some: growing a part's rows moves them.
+        let share = self.rows.len() / parts + self.rows.len() / (parts * 8) + 16;
+        let mut split: Vec<Batch> = (0..parts)
+            .map(|_| Batch {
+                rows: Vec::with_capacity(share),
+                ..Batch::default()
+            })
+            .collect();
         for row in self.rows {
             split[part_of(&row.result.site)].rows.push(row);
         }

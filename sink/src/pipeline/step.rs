@@ -70,13 +70,14 @@ impl<'a> Stored<'a> {
 
     /// The results of one site at a time (each run ordered by location, then time).
     pub fn by_site(&self) -> impl Iterator<Item = &[StoredResult<'a>]> {
-        self.results.chunk_by(|a, b| a.result.site == b.result.site)
+        // Ids, not names: one site has one id (compared for every result).
+        self.results.chunk_by(|a, b| a.site_id == b.site_id)
     }
 
     /// The results of one (site, location) at a time, each run in `started_at` order.
     pub fn by_location(&self) -> impl Iterator<Item = &[StoredResult<'a>]> {
         self.results
-            .chunk_by(|a, b| a.result.site == b.result.site && a.location == b.location)
+            .chunk_by(|a, b| a.site_id == b.site_id && a.location_id == b.location_id)
     }
 }
 
