@@ -50,21 +50,21 @@ struct Version {
 /// Decodes one message value.
 pub fn decode(payload: Option<&[u8]>) -> Result<CheckResult, Rejection> {
     let payload = payload.filter(|p| !p.is_empty()).ok_or(Rejection::Empty)?;
-    // Look at the version first (without building a JSON tree): a future message may not
-    // fit today's shape at all.
-    let version: Version =
-        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(clean(e.to_string())))?;
-    match version.schema {
-        Some(v) if v > u64::from(SCHEMA_VERSION) => {
-            return Err(Rejection::FutureSchema(
-                u32::try_from(v).unwrap_or(u32::MAX),
-            ))
+    // One pass for what nearly every message is, a result of a shape this build knows. Only
+    // when that fails is the version looked at alone: a future message may not fit today's
+    // shape at all, and is then refused as from the future, not as malformed.
+    let mut result: CheckResult = match serde_json::from_slice::<CheckResult>(payload) {
+        Ok(result) => {
+            known_version(Some(u64::from(result.schema)))?;
+            result
         }
-        Some(0) => return Err(Rejection::Invalid("schema version 0".into())),
-        _ => {}
-    }
-    let mut result: CheckResult =
-        serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(clean(e.to_string())))?;
+        Err(e) => {
+            let version: Version = serde_json::from_slice(payload)
+                .map_err(|e| Rejection::Malformed(clean(e.to_string())))?;
+            known_version(version.schema)?;
+            return Err(Rejection::Malformed(clean(e.to_string())));
+        }
+    };
     if result.site.trim().is_empty() {
         return Err(Rejection::Invalid("empty site name".into()));
     }
@@ -83,6 +83,17 @@ pub fn decode(payload: Option<&[u8]>) -> Result<CheckResult, Rejection> {
     }
     strip_nul(&mut result);
     Ok(result)
+}
+
+/// Refuses a schema version this build cannot read (newer, or 0).
+fn known_version(schema: Option<u64>) -> Result<(), Rejection> {
+    match schema {
+        Some(v) if v > u64::from(SCHEMA_VERSION) => Err(Rejection::FutureSchema(
+            u32::try_from(v).unwrap_or(u32::MAX),
+        )),
+        Some(0) => Err(Rejection::Invalid("schema version 0".into())),
+        _ => Ok(()),
+    }
 }
 
 /// Decodes one message of the site catalog topic: a definition, or (no value) a tombstone.
@@ -239,6 +250,26 @@ mod tests {
         assert_eq!(
             decode(Some(br#"{"schema": 999, "whatever": true}"#)),
             Err(Rejection::FutureSchema(999))
+        );
+        // Of today's shape but a newer or no version: refused all the same.
+        let today =
+            br#"{"schema":1,"check_id":"0192f0c1-7c1a-7b3e-9a5e-2f6a1c3d4e5f","site":"shop",
+            "url":"https://shop.example/","agent":"a1","started_at":"2026-01-02T03:04:05.678Z",
+            "outcome":"up","timings_ms":{"total":5.2}}"#;
+        assert!(decode(Some(today)).is_ok());
+        let text = String::from_utf8_lossy(today);
+        let newer = text.replace(
+            r#""schema":1"#,
+            &format!(r#""schema":{}"#, SCHEMA_VERSION + 1),
+        );
+        assert_eq!(
+            decode(Some(newer.as_bytes())),
+            Err(Rejection::FutureSchema(SCHEMA_VERSION + 1))
+        );
+        let zero = text.replace(r#""schema":1"#, r#""schema":0"#);
+        assert_eq!(
+            decode(Some(zero.as_bytes())),
+            Err(Rejection::Invalid("schema version 0".into()))
         );
     }
 
