@@ -1,8 +1,9 @@
 //! A backlog written in parts over two connections (`--write-connections 2`: each large
 //! batch split by site, the parts stored in their own transactions at the same time) ends
 //! in exactly the database one connection writes: the same results, rollups, location
-//! states, verdicts, incidents and events. A global outage still opens one incident per
-//! site (no missed alarm) and a one-location fault none (no false alarm).
+//! states, verdicts, incidents and events, also when the sink's database connections are
+//! killed mid-write (a part committed while another is retried). A global outage still opens
+//! one incident per site (no missed alarm) and a one-location fault none (no false alarm).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
@@ -83,10 +84,13 @@ async fn produce_all(broker: &Broker, topic: &str, payloads: Vec<(String, Vec<u8
 }
 
 /// Drains the topic into a new database with `connections` write connections; returns the
-/// database and how many batches were split.
-async fn drain(broker: &Broker, topic: &str, connections: u16) -> (TestDb, i64) {
+/// database and how many batches were split. With `kills`, once the first results are
+/// stored, the sink's database connections are terminated that many times, 400 ms apart
+/// (mid-batch, mid-part: a part may be committed while another is rolled back).
+async fn drain(broker: &Broker, topic: &str, connections: u16, kills: usize) -> (TestDb, i64) {
     let db = TestDb::create().await;
-    let mut config = sink_config(broker, topic, &format!("parts-{connections}"), &db);
+    let group = format!("parts-{connections}-{kills}");
+    let mut config = sink_config(broker, topic, &group, &db);
     config.batch_max_rows = 3000;
     config.batch_backlog_rows = 3000;
     config.batch_max_wait = Duration::from_secs(1);
@@ -99,13 +103,37 @@ async fn drain(broker: &Broker, topic: &str, connections: u16) -> (TestDb, i64) 
         let metrics = sitewatch_tests::site::http_get(&ops, "/metrics");
         sitewatch_tests::metrics::value(&metrics, name).map(|v| v as i64)
     };
+    let admin = db.client().await;
+    let (mut rounds, mut killed) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(90);
-    while metric("sitewatch_sink_rows_written_total") != Some(RESULTS) {
+    loop {
+        let written = metric("sitewatch_sink_rows_written_total");
+        if written == Some(RESULTS) {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "the sink did not store the backlog"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if rounds < kills && written.is_some_and(|n| n > 0) {
+            rounds += 1;
+            killed += count(
+                &admin,
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()
+                    AND backend_type = 'client backend'",
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(killed >= kills as i64, "{killed} connections terminated");
+    if kills > 0 {
+        // The kills cost writes (retried), not just idle connections.
+        let failed = metric("sitewatch_sink_db_errors_total").unwrap_or(0);
+        assert!(failed > 0, "no write failed");
     }
     let split = metric("sitewatch_sink_batches_split_total").unwrap();
     token.cancel();
@@ -163,15 +191,24 @@ async fn a_backlog_written_in_parts_ends_as_written_whole() {
     let topic = create_topic(&broker, 6).await;
     produce_all(&broker, &topic, workload()).await;
 
-    let (parts, split) = drain(&broker, &topic, 2).await;
+    let (parts, split) = drain(&broker, &topic, 2, 0).await;
     assert!(split > 0, "no batch was written in parts");
-    let (whole, not_split) = drain(&broker, &topic, 1).await;
+    let (whole, not_split) = drain(&broker, &topic, 1, 0).await;
     assert_eq!(not_split, 0, "one connection never splits a batch");
+    // Connections killed while batches are written in parts: parts are retried on their
+    // own, offsets wait for all of them, and nothing is lost or counted twice.
+    let (killed, _) = drain(&broker, &topic, 2, 4).await;
 
-    let (parts_rows, whole_rows) = (dump(&parts).await, dump(&whole).await);
-    assert_eq!(parts_rows.len(), whole_rows.len());
-    for (a, b) in parts_rows.iter().zip(&whole_rows) {
-        assert_eq!(a, b, "in parts vs whole");
+    let whole_rows = dump(&whole).await;
+    for (db, what) in [
+        (&parts, "in parts"),
+        (&killed, "in parts, connections killed"),
+    ] {
+        let rows = dump(db).await;
+        assert_eq!(rows.len(), whole_rows.len(), "{what} vs whole");
+        for (a, b) in rows.iter().zip(&whole_rows) {
+            assert_eq!(a, b, "{what} vs whole");
+        }
     }
 
     // The comparison covers alarms: one incident per globally down site, each resolved,
