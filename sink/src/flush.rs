@@ -121,12 +121,24 @@ impl Store {
                 tokio::spawn(async move {
                     let mut client = match lane_taken {
                         Some(client) if !client.is_closed() => client,
-                        _ => db.connect(&token).await?,
+                        _ => match db.connect_once().await {
+                            Ok(client) => client,
+                            // A database at its connection limit still takes the batch, on
+                            // the first connection: slower, not stuck.
+                            Err(e) => {
+                                tracing::warn!(
+                                    error = %sitewatch_checks::causes::chain(&e),
+                                    "cannot open another database connection for a part of a batch; the first connection writes it"
+                                );
+                                return Lane::Unwritten(part);
+                            }
+                        },
                     };
                     let stored =
                         write_until_stored(&pipeline, &db, &metrics, &mut client, &part, &token)
-                            .await;
-                    Some((client, stored.is_some()))
+                            .await
+                            .is_some();
+                    Lane::Done { client, stored }
                 })
             })
             .collect();
@@ -142,21 +154,48 @@ impl Store {
             futures::future::join_all(others)
         );
         let mut stored = first_stored.is_some();
+        let mut unwritten = Vec::new();
         for (lane, done) in self.lanes.iter_mut().zip(others) {
             match done {
-                Ok(Some((client, part_stored))) => {
+                Ok(Lane::Done {
+                    client,
+                    stored: part_stored,
+                }) => {
                     *lane = Some(client);
                     stored &= part_stored;
                 }
-                Ok(None) => stored = false,
+                Ok(Lane::Unwritten(part)) => unwritten.push(part),
                 Err(e) => {
                     tracing::error!(error = %e, "writing a part of a batch failed");
                     stored = false;
                 }
             }
         }
+        for part in unwritten {
+            if !stored {
+                break;
+            }
+            stored = write_until_stored(
+                &self.pipeline,
+                &self.db,
+                &self.metrics,
+                &mut self.client,
+                &part,
+                token,
+            )
+            .await
+            .is_some();
+        }
         stored
     }
+}
+
+/// How a part handed to another connection ended.
+enum Lane {
+    /// Stored (or given up on: `stored` is false); the connection goes back to its lane.
+    Done { client: Client, stored: bool },
+    /// No connection could be opened for it: the first connection writes it after its own.
+    Unwritten(Batch),
 }
 
 /// Writes `batch` on `client`, reconnecting and retrying with backoff on failure; `None` if

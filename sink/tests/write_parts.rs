@@ -224,3 +224,63 @@ async fn a_backlog_written_in_parts_ends_as_written_whole() {
     assert_eq!(incidents, expected);
     assert_eq!(count(&client, "SELECT count(*) FROM incidents").await, 15);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_at_its_connection_limit_still_takes_batches_in_parts() {
+    let broker = Broker::start();
+    let topic = create_topic(&broker, 6).await;
+    produce_all(&broker, &topic, workload()).await;
+    let db = TestDb::create().await;
+    // A role allowed one connection: the sink's first; every other one is refused.
+    let role = format!("sitewatch_one_{}", uuid::Uuid::now_v7().simple());
+    let name = db.url().rsplit('/').next().unwrap().to_string();
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN CONNECTION LIMIT 1;
+             ALTER DATABASE {name} OWNER TO {role};
+             ALTER SCHEMA public OWNER TO {role};"
+        ))
+        .await
+        .unwrap();
+    let mut config = sink_config(&broker, &topic, "parts-limited", &db);
+    config.database_url = db
+        .url()
+        .replace("postgres://postgres@", &format!("postgres://{role}@"));
+    config.batch_max_rows = 3000;
+    config.batch_backlog_rows = 3000;
+    config.batch_max_wait = Duration::from_secs(1);
+    config.repack_after = sitewatch_sink::config::RepackAfter(None);
+    let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
+    config.listen = Some(ops.parse().unwrap());
+    let token = CancellationToken::new();
+    let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
+    let metric = |name: &str| {
+        let metrics = sitewatch_tests::site::http_get(&ops, "/metrics");
+        sitewatch_tests::metrics::value(&metrics, name).map(|v| v as i64)
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while metric("sitewatch_sink_rows_written_total") != Some(RESULTS) {
+        assert!(
+            Instant::now() < deadline,
+            "a refused second connection stalled the sink"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(metric("sitewatch_sink_batches_split_total").unwrap() > 0);
+    token.cancel();
+    sink.await.unwrap().unwrap();
+    let client = db.client().await;
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM check_results").await,
+        RESULTS
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM incidents").await, 15);
+    drop(client);
+    drop(db);
+    support::connect(&format!("{} dbname=postgres", support::SERVER))
+        .await
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
