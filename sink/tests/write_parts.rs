@@ -16,6 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sitewatch_checks::schema::CheckError;
 use sitewatch_checks::{ErrorKind, Outcome};
+use sitewatch_sink::SinkConfig;
 use sitewatch_tests::broker::Broker;
 use sitewatch_tests::fixtures::result;
 use support::{column, count, create_topic, sink_config, TestDb};
@@ -83,31 +84,39 @@ async fn produce_all(broker: &Broker, topic: &str, payloads: Vec<(String, Vec<u8
     }
 }
 
+/// The sink's settings here: batches of 3,000 (split at two connections), `/metrics` served
+/// at the returned address.
+fn config(broker: &Broker, topic: &str, group: &str, db: &TestDb) -> (SinkConfig, String) {
+    let mut config = sink_config(broker, topic, group, db);
+    config.batch_max_rows = 3000;
+    config.batch_backlog_rows = 3000;
+    config.batch_max_wait = Duration::from_secs(1);
+    let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
+    config.listen = Some(ops.parse().unwrap());
+    (config, ops)
+}
+
+/// A counter of the sink's `/metrics` at `ops` (`None` before it serves them).
+fn metric(ops: &str, name: &str) -> Option<i64> {
+    let metrics = sitewatch_tests::site::http_get(ops, "/metrics");
+    sitewatch_tests::metrics::value(&metrics, name).map(|v| v as i64)
+}
+
 /// Drains the topic into a new database with `connections` write connections; returns the
 /// database and how many batches were split. With `kills`, once the first results are
 /// stored, the sink's database connections are terminated that many times, 400 ms apart
 /// (mid-batch, mid-part: a part may be committed while another is rolled back).
 async fn drain(broker: &Broker, topic: &str, connections: u16, kills: usize) -> (TestDb, i64) {
     let db = TestDb::create().await;
-    let group = format!("parts-{connections}-{kills}");
-    let mut config = sink_config(broker, topic, &group, &db);
-    config.batch_max_rows = 3000;
-    config.batch_backlog_rows = 3000;
-    config.batch_max_wait = Duration::from_secs(1);
+    let (mut config, ops) = config(broker, topic, &format!("parts-{connections}-{kills}"), &db);
     config.write_connections = connections;
-    let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
-    config.listen = Some(ops.parse().unwrap());
     let token = CancellationToken::new();
     let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
-    let metric = |name: &str| {
-        let metrics = sitewatch_tests::site::http_get(&ops, "/metrics");
-        sitewatch_tests::metrics::value(&metrics, name).map(|v| v as i64)
-    };
     let admin = db.client().await;
     let (mut rounds, mut killed) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let written = metric("sitewatch_sink_rows_written_total");
+        let written = metric(&ops, "sitewatch_sink_rows_written_total");
         if written == Some(RESULTS) {
             break;
         }
@@ -132,10 +141,10 @@ async fn drain(broker: &Broker, topic: &str, connections: u16, kills: usize) -> 
     assert!(killed >= kills as i64, "{killed} connections terminated");
     if kills > 0 {
         // The kills cost writes (retried), not just idle connections.
-        let failed = metric("sitewatch_sink_db_errors_total").unwrap_or(0);
+        let failed = metric(&ops, "sitewatch_sink_db_errors_total").unwrap_or(0);
         assert!(failed > 0, "no write failed");
     }
-    let split = metric("sitewatch_sink_batches_split_total").unwrap();
+    let split = metric(&ops, "sitewatch_sink_batches_split_total").unwrap();
     token.cancel();
     sink.await.unwrap().unwrap();
     (db, split)
@@ -243,31 +252,23 @@ async fn a_database_at_its_connection_limit_still_takes_batches_in_parts() {
         ))
         .await
         .unwrap();
-    let mut config = sink_config(&broker, &topic, "parts-limited", &db);
+    let (mut config, ops) = config(&broker, &topic, "parts-limited", &db);
     config.database_url = db
         .url()
         .replace("postgres://postgres@", &format!("postgres://{role}@"));
-    config.batch_max_rows = 3000;
-    config.batch_backlog_rows = 3000;
-    config.batch_max_wait = Duration::from_secs(1);
+    // No re-packer: it would take the one connection the role has.
     config.repack_after = sitewatch_sink::config::RepackAfter(None);
-    let ops = format!("127.0.0.1:{}", sitewatch_tests::free_port());
-    config.listen = Some(ops.parse().unwrap());
     let token = CancellationToken::new();
     let sink = tokio::spawn(sitewatch_sink::run(config, token.clone()));
-    let metric = |name: &str| {
-        let metrics = sitewatch_tests::site::http_get(&ops, "/metrics");
-        sitewatch_tests::metrics::value(&metrics, name).map(|v| v as i64)
-    };
     let deadline = Instant::now() + Duration::from_secs(90);
-    while metric("sitewatch_sink_rows_written_total") != Some(RESULTS) {
+    while metric(&ops, "sitewatch_sink_rows_written_total") != Some(RESULTS) {
         assert!(
             Instant::now() < deadline,
             "a refused second connection stalled the sink"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(metric("sitewatch_sink_batches_split_total").unwrap() > 0);
+    assert!(metric(&ops, "sitewatch_sink_batches_split_total").unwrap() > 0);
     token.cancel();
     sink.await.unwrap().unwrap();
     let client = db.client().await;
