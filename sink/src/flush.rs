@@ -67,15 +67,7 @@ impl Store {
         }
         let parts = self.parts(consumed.batch.rows.len());
         let stored = if parts < 2 {
-            let stored = write_until_stored(
-                &self.pipeline,
-                &self.db,
-                &self.metrics,
-                &mut self.client,
-                &consumed.batch,
-                token,
-            )
-            .await;
+            let stored = self.write_first(&consumed.batch, token).await;
             stored.is_some()
         } else {
             self.metrics.split_batches.inc();
@@ -86,6 +78,23 @@ impl Store {
         }
         commit_offsets(consumer, consumed.next_offsets.into_iter());
         true
+    }
+
+    /// Writes `batch` on the first connection (see [`write_until_stored`]).
+    async fn write_first(
+        &mut self,
+        batch: &Batch,
+        token: &CancellationToken,
+    ) -> Option<WriteStats> {
+        write_until_stored(
+            &self.pipeline,
+            &self.db,
+            &self.metrics,
+            &mut self.client,
+            batch,
+            token,
+        )
+        .await
     }
 
     /// Into how many parts a batch of `rows` results is written: one per connection, but
@@ -143,14 +152,7 @@ impl Store {
             })
             .collect();
         let (first_stored, others) = tokio::join!(
-            write_until_stored(
-                &self.pipeline,
-                &self.db,
-                &self.metrics,
-                &mut self.client,
-                &first,
-                token,
-            ),
+            self.write_first(&first, token),
             futures::future::join_all(others)
         );
         let mut stored = first_stored.is_some();
@@ -175,16 +177,7 @@ impl Store {
             if !stored {
                 break;
             }
-            stored = write_until_stored(
-                &self.pipeline,
-                &self.db,
-                &self.metrics,
-                &mut self.client,
-                &part,
-                token,
-            )
-            .await
-            .is_some();
+            stored = self.write_first(&part, token).await.is_some();
         }
         stored
     }

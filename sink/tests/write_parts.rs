@@ -104,7 +104,7 @@ fn metric(ops: &str, name: &str) -> Option<i64> {
 
 /// Drains the topic into a new database with `connections` write connections; returns the
 /// database and how many batches were split. With `kills`, once the first results are
-/// stored, the sink's database connections are terminated that many times, 400 ms apart
+/// stored, the sink's database connections are terminated up to that many times, 400 ms apart
 /// (mid-batch, mid-part: a part may be committed while another is rolled back).
 async fn drain(broker: &Broker, topic: &str, connections: u16, kills: usize) -> (TestDb, i64) {
     let db = TestDb::create().await;
@@ -138,7 +138,8 @@ async fn drain(broker: &Broker, topic: &str, connections: u16, kills: usize) -> 
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    assert!(killed >= kills as i64, "{killed} connections terminated");
+    // The backlog may be stored before every round is due: at least one must have hit.
+    assert!(kills == 0 || killed > 0, "no connection terminated");
     if kills > 0 {
         // The kills cost writes (retried), not just idle connections.
         let failed = metric(&ops, "sitewatch_sink_db_errors_total").unwrap_or(0);
