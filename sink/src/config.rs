@@ -7,8 +7,9 @@ use sitewatch_checks::kafka::{KafkaConnection, Sasl, SecurityProtocol, SslFiles}
 use sitewatch_checks::ops::units::parse_duration;
 
 /// `--batch-backlog-rows` unless set. A typical result takes ~0.7 KB decoded (measured: 673 B
-/// for a 495-byte message), so a batch of this many takes ~34 MB and three ~100 MB.
-pub const DEFAULT_BATCH_BACKLOG_ROWS: usize = 50_000;
+/// for a 495-byte message), so a batch of this many takes ~67 MB; a sink behind holds two (one
+/// being written, one being filled), three while a sweep or rebalance hands one over early.
+pub const DEFAULT_BATCH_BACKLOG_ROWS: usize = 100_000;
 /// `--write-connections` unless set.
 pub const DEFAULT_WRITE_CONNECTIONS: u16 = 2;
 

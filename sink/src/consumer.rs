@@ -3,8 +3,8 @@
 //! This loop consumes and decodes messages into a batch; when the batch is full (or its
 //! oldest message has waited `batch_max_wait`) it goes to the writer task (`writer`), which
 //! writes it in one transaction (`pipeline`) while this loop fills the next one. Should the
-//! writer still have a batch waiting then (it is behind: a backlog), the batch keeps growing
-//! until there is room, up to `batch_backlog_rows`. Only after
+//! writer still be busy with the previous batch then (it is behind: a backlog), the batch
+//! keeps growing until the writer is done, up to `batch_backlog_rows`. Only after
 //! a batch's transaction commits are the Kafka offsets it covers committed (`flush`). When
 //! PostgreSQL is down the writer retries with backoff and this loop stops one batch ahead;
 //! nothing unstored is ever committed. Before partitions are revoked (rebalance) and at
@@ -21,7 +21,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -188,23 +188,28 @@ pub async fn run_with(
     // When the batch being filled must go to the writer at the latest (`None`: empty).
     let mut batch_deadline: Option<Instant> = None;
     // The batch being filled is due (full, or its oldest message waited long enough): it
-    // goes to the writer as soon as the writer's queue has room, and meanwhile keeps growing
-    // up to `batch_backlog_rows` (a backlog is written in fewer, larger transactions).
+    // goes to the writer as soon as the writer is free, and meanwhile keeps growing up to
+    // `batch_backlog_rows` (a backlog is written in fewer, larger transactions).
     let mut due = false;
     let most = config.batch_backlog_rows.max(config.batch_max_rows);
+    // The writer's turn: a due batch is handed over only when the writer has no batch of
+    // this loop's queued or being written (the permit comes back once that one is done).
+    // Until then it keeps growing: a batch waiting in the queue could not, so a backlog would
+    // be written in more, smaller transactions (each costs its sites' rollup and verdict
+    // rows), and it would be written no sooner.
+    let turn = Arc::new(Semaphore::new(1));
     let mut messages = consumer.stream();
     loop {
         let filled = filling.lock().map_or(0, |f| f.batch.len());
         tokio::select! {
-            // Handing over first: a batch due goes as soon as there is room, not larger.
+            // Handing over first: a batch due goes as soon as the writer is free, not larger.
             biased;
             _ = token.cancelled() => break,
-            permit = jobs.reserve(), if due => {
-                match (permit, take(&filling, &metrics)) {
-                    (Ok(permit), Some(filled)) => permit.send(Job::Store(filled)),
-                    (Err(_), _) => writer_gone(),
-                    // Taken meanwhile (before a rebalance).
-                    (Ok(_), None) => {}
+            permit = turn.clone().acquire_owned(), if due => {
+                // (Nothing to take if taken meanwhile, before a rebalance.)
+                if let (Ok(permit), Some(mut filled)) = (permit, take(&filling, &metrics)) {
+                    filled.turn = Some(permit);
+                    send(&jobs, Job::Store(filled)).await;
                 }
                 due = false;
                 batch_deadline = None;
@@ -250,18 +255,18 @@ pub async fn run_with(
                         }
                     };
                     if due {
-                        match jobs.try_reserve() {
+                        match turn.clone().try_acquire_owned() {
                             Ok(permit) => {
-                                if let Some(filled) = take(&filling, &metrics) {
-                                    permit.send(Job::Store(filled));
+                                if let Some(mut filled) = take(&filling, &metrics) {
+                                    filled.turn = Some(permit);
+                                    send(&jobs, Job::Store(filled)).await;
                                 }
                                 due = false;
                                 batch_deadline = None;
                             }
-                            Err(mpsc::error::TrySendError::Closed(())) => writer_gone(),
                             // The writer is busy: the batch grows, up to `most`.
-                            Err(mpsc::error::TrySendError::Full(())) if filled >= most => break,
-                            Err(mpsc::error::TrySendError::Full(())) => {}
+                            Err(_) if filled >= most => break,
+                            Err(_) => {}
                         }
                     }
                     if taken < DRAIN_AT_ONCE {
@@ -336,8 +341,11 @@ fn add(
     catalog_topic: Option<&str>,
     metrics: &SinkMetrics,
 ) {
-    f.next_offsets
-        .insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+    let partitions = match f.next_offsets.get_mut(m.topic()) {
+        Some(partitions) => partitions,
+        None => f.next_offsets.entry(m.topic().to_string()).or_default(),
+    };
+    partitions.insert(m.partition(), m.offset() + 1);
     let decoded = if Some(m.topic()) == catalog_topic {
         let timestamp = m.timestamp().to_millis();
         decode_catalog(m.key(), m.payload(), timestamp).map(|e| f.batch.catalog.push(e))

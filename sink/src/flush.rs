@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -44,8 +45,12 @@ pub(crate) struct Store {
 #[derive(Debug, Default)]
 pub(crate) struct Consumed {
     pub(crate) batch: Batch,
-    /// Next offset to commit per (topic, partition) once the batch is stored.
-    pub(crate) next_offsets: HashMap<(String, i32), i64>,
+    /// Next offset to commit per topic and partition once the batch is stored (by topic
+    /// first: a message's topic is then looked up without allocating its name).
+    pub(crate) next_offsets: HashMap<String, HashMap<i32, i64>>,
+    /// The consume loop's turn to hand over a batch, held until this one is done (`None`
+    /// for a batch handed over out of turn: at a rebalance, a sweep or shutdown).
+    pub(crate) turn: Option<OwnedSemaphorePermit>,
 }
 
 impl Store {
@@ -76,7 +81,7 @@ impl Store {
         if !stored {
             return false;
         }
-        commit_offsets(consumer, consumed.next_offsets.into_iter());
+        commit_offsets(consumer, &consumed.next_offsets);
         true
     }
 
@@ -248,15 +253,17 @@ fn record(m: &SinkMetrics, stats: &WriteStats, batch: &Batch, took: Duration) {
 
 /// Commits `next` offsets per (topic, partition). Stored but not committed is safe: a
 /// redelivery is an idempotent no-op.
-fn commit_offsets<C, X>(consumer: &C, next: impl Iterator<Item = ((String, i32), i64)>)
+fn commit_offsets<C, X>(consumer: &C, next: &HashMap<String, HashMap<i32, i64>>)
 where
     C: Consumer<X>,
     X: ConsumerContext,
 {
     let mut offsets = TopicPartitionList::new();
-    for ((topic, partition), next) in next {
-        if let Err(e) = offsets.add_partition_offset(&topic, partition, Offset::Offset(next)) {
-            tracing::warn!(error = %e, "cannot record offset");
+    for (topic, partitions) in next {
+        for (&partition, &next) in partitions {
+            if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {
+                tracing::warn!(error = %e, "cannot record offset");
+            }
         }
     }
     if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {

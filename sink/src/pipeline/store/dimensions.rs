@@ -2,7 +2,9 @@
 //! the transaction), agents with their locations, error kinds. New names are inserted only
 //! when missing, so the id sequences are not consumed by names already known.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use chrono::{DateTime, Utc};
 use sitewatch_checks::CheckResult;
@@ -20,8 +22,8 @@ pub(super) struct AgentIds {
 
 /// The ids a batch's rows need, by name.
 pub(super) struct Ids<'a> {
-    sites: HashMap<&'a str, i32>,
-    agents: HashMap<(&'a str, Option<&'a str>), AgentIds>,
+    sites: FxHashMap<&'a str, i32>,
+    agents: FxHashMap<(&'a str, Option<&'a str>), AgentIds>,
     kinds: HashMap<String, i16>,
 }
 
@@ -75,9 +77,11 @@ fn missing(what: &str, name: &str) -> StepError {
 async fn lock_sites<'a>(
     tx: &Transaction<'_>,
     rows: &'a [Row],
-) -> Result<HashMap<&'a str, i32>, StepError> {
-    // Per site: earliest start and a URL, for a site seen for the first time.
-    let mut first: BTreeMap<&str, (DateTime<Utc>, &str)> = BTreeMap::new();
+) -> Result<FxHashMap<&'a str, i32>, StepError> {
+    // Per site: earliest start and a URL, for a site seen for the first time. Hashed, then
+    // sorted: a batch has many rows per site, and a tree would compare names for each
+    // (Fx: these maps are looked up for every row; names come from our own agents).
+    let mut first: FxHashMap<&str, (DateTime<Utc>, &str)> = FxHashMap::default();
     for row in rows {
         let r = &row.result;
         let entry = first
@@ -87,9 +91,11 @@ async fn lock_sites<'a>(
             *entry = (r.started_at, r.url.as_str());
         }
     }
-    let names: Vec<&str> = first.keys().copied().collect();
-    let urls: Vec<&str> = first.values().map(|(_, url)| *url).collect();
-    let starts: Vec<DateTime<Utc>> = first.values().map(|(at, _)| *at).collect();
+    let mut first: Vec<(&str, (DateTime<Utc>, &str))> = first.into_iter().collect();
+    first.sort_unstable_by_key(|(name, _)| *name);
+    let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
+    let urls: Vec<&str> = first.iter().map(|(_, (_, url))| *url).collect();
+    let starts: Vec<DateTime<Utc>> = first.iter().map(|(_, (at, _))| *at).collect();
     tx.execute(
         "INSERT INTO sites (name, url, first_seen, last_seen)
          SELECT n.name, n.url, n.first, n.first
@@ -116,11 +122,13 @@ async fn lock_sites<'a>(
 async fn agents<'a>(
     tx: &Transaction<'_>,
     rows: &'a [Row],
-) -> Result<HashMap<(&'a str, Option<&'a str>), AgentIds>, StepError> {
-    let wanted: BTreeSet<(&str, Option<&str>)> = rows
+) -> Result<FxHashMap<(&'a str, Option<&'a str>), AgentIds>, StepError> {
+    let wanted: FxHashSet<(&str, Option<&str>)> = rows
         .iter()
         .map(|row| (row.result.agent.as_str(), location_label(&row.result)))
         .collect();
+    let mut wanted: Vec<(&str, Option<&str>)> = wanted.into_iter().collect();
+    wanted.sort_unstable();
     let names: Vec<&str> = wanted.iter().map(|(name, _)| *name).collect();
     let locations: Vec<Option<&str>> = wanted.iter().map(|(_, location)| *location).collect();
     tx.execute(
@@ -178,11 +186,12 @@ async fn error_kinds(
     tx: &Transaction<'_>,
     rows: &[Row],
 ) -> Result<HashMap<String, i16>, StepError> {
-    let names: BTreeSet<&str> = rows.iter().filter_map(Row::error_kind).collect();
+    let names: FxHashSet<&str> = rows.iter().filter_map(Row::error_kind).collect();
     if names.is_empty() {
         return Ok(HashMap::new());
     }
-    let names: Vec<&str> = names.into_iter().collect();
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_unstable();
     tx.execute(
         "INSERT INTO error_kinds (name)
          SELECT n FROM unnest($1::text[]) AS n
