@@ -124,6 +124,18 @@ impl Sim {
             .get(0)
     }
 
+    async fn reason(&self, site: &str) -> String {
+        self.client
+            .query_one(
+                "SELECT v.reason FROM site_verdicts v JOIN sites s ON s.id = v.site_id
+                 WHERE s.name = $1",
+                &[&site],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     async fn state(&self, site: &str, location: &str) -> (String, bool) {
         let r = self
             .client
@@ -509,4 +521,51 @@ async fn the_catalog_sets_thresholds_and_quorum_and_the_latest_definition_wins()
         .get(0);
     assert!(removed);
     assert_eq!(sim.incidents("shop").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_verdicts_reason_follows_its_state_while_the_verdict_stays() {
+    let mut sim = Sim::new().await;
+    for round in 0..4 {
+        let rows = sim.round("shop", round, &[(EU, Down), (US, Down), (AP, Up)]);
+        sim.write(rows).await;
+    }
+    assert_eq!(sim.verdict("shop").await, "down");
+    assert!(
+        sim.reason("shop")
+            .await
+            .starts_with("2 of 3 locations failing (quorum 2)"),
+        "{}",
+        sim.reason("shop").await
+    );
+    // One batch: ap fails too. Still down, no event; the reason says three now.
+    let events = sim.events("shop").await.len();
+    let mut rows = Vec::new();
+    for round in 4..8 {
+        rows.extend(sim.round("shop", round, &[(EU, Down), (US, Down), (AP, Down)]));
+    }
+    sim.write(rows).await;
+    assert_eq!(sim.verdict("shop").await, "down");
+    assert_eq!(
+        sim.events("shop").await.len(),
+        events,
+        "no change, no event"
+    );
+    let three = "3 of 3 locations failing (quorum 2): ap (connect: refused from ap)";
+    let reason = sim.reason("shop").await;
+    assert!(reason.starts_with(three), "{reason}");
+    // Then, after another round, a location seen for the first time reports only what an
+    // overloaded agent took: it counts for nothing, so the reason stays the last judgement's
+    // (not yet voting).
+    let mut rows = sim.round("shop", 8, &[(EU, Down), (US, Down), (AP, Down)]);
+    let mut overloaded = sim.check("shop", "sa", 9, Outcome::Degraded);
+    overloaded.result.error = Some(CheckError {
+        kind: ErrorKind::AgentOverloaded,
+        message: "the agent was stalled for 6s".into(),
+    });
+    rows.push(overloaded);
+    sim.write(rows).await;
+    assert_eq!(sim.verdict("shop").await, "down");
+    let reason = sim.reason("shop").await;
+    assert!(reason.starts_with(three), "{reason}");
 }

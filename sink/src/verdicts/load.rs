@@ -108,6 +108,7 @@ fn site(row: &Row) -> Result<SiteJudge, VerdictError> {
         locations: BTreeMap::new(),
         incidents: Vec::new(),
         events: Vec::new(),
+        reason_stale: false,
         partition: row.get(6),
         touched: BTreeSet::new(),
     })

@@ -58,6 +58,9 @@ pub async fn save<C: GenericClient>(
     sites: &mut [SiteJudge],
 ) -> Result<Saved, VerdictError> {
     let mut saved = Saved::default();
+    for site in sites.iter_mut() {
+        site.settle();
+    }
     save_locations(client, sites).await?;
     for site in sites.iter_mut() {
         for incident in site.incidents.iter_mut().filter(|i| i.changed) {

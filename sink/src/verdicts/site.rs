@@ -189,6 +189,8 @@ pub struct SiteJudge {
     pub partition: Option<i32>,
     /// Locations whose state changed (rows to write).
     pub touched: BTreeSet<i16>,
+    /// The verdict's reason is behind the state it was judged at (see [`SiteJudge::settle`]).
+    pub reason_stale: bool,
 }
 
 impl SiteJudge {
@@ -217,6 +219,11 @@ impl SiteJudge {
         let clock = self.clock(r.at.min(now));
         let silence = self.silence();
         let thresholds = self.policy.thresholds;
+        if !self.locations.contains_key(&r.location_id) {
+            // A location joins the vote's inputs, perhaps without a judgement (a result not
+            // counted): the reason of the last judgement is made before.
+            self.settle();
+        }
         let loc = self
             .locations
             .entry(r.location_id)
@@ -263,10 +270,6 @@ impl SiteJudge {
     fn judge(&mut self, clock: DateTime<Utc>, check_id: Option<Uuid>) {
         self.mark_silent(clock);
         let vote = vote(self.locations.values(), self.policy.quorum);
-        let silence = sitewatch_checks::ops::units::format_duration(
-            self.silence().to_std().unwrap_or_default(),
-        );
-        let reason = vote.reason(&silence);
         let verdict = vote.verdict;
         // Only a down verdict opens or extends an incident: the failing locations, and when
         // the quorum's failures began (the quorum-th earliest failing check), are not needed
@@ -292,13 +295,15 @@ impl SiteJudge {
         if previous == Some(verdict) || (previous.is_none() && verdict == Verdict::Unknown) {
             if let Some(v) = self.verdict.as_mut() {
                 v.judged_at = clock;
-                v.reason = reason;
+                self.reason_stale = true;
             }
             if let (Verdict::Down, Some(i)) = (verdict, open) {
                 self.extend(i, &failing);
             }
             return;
         }
+        let reason = vote.reason(&self.silence_text());
+        self.reason_stale = false;
         let incident = match (verdict, open) {
             (Verdict::Down, Some(i)) => {
                 self.extend(i, &failing);
@@ -343,6 +348,24 @@ impl SiteJudge {
             judged_at: clock,
             reason,
         });
+    }
+
+    /// Brings the verdict's reason up to the site's state. Judging again without a change
+    /// only marks it stale (a reason is text, made for every result otherwise); nothing
+    /// the vote reads changes between judgements, so this gives the last one's reason.
+    pub fn settle(&mut self) {
+        if !std::mem::take(&mut self.reason_stale) {
+            return;
+        }
+        let reason = vote(self.locations.values(), self.policy.quorum).reason(&self.silence_text());
+        if let Some(v) = self.verdict.as_mut() {
+            v.reason = reason;
+        }
+    }
+
+    /// The silence window as the reasons write it.
+    fn silence_text(&self) -> String {
+        sitewatch_checks::ops::units::format_duration(self.silence().to_std().unwrap_or_default())
     }
 
     fn extend(&mut self, i: usize, failing: &BTreeSet<String>) {
