@@ -113,22 +113,21 @@ impl Sim {
     }
 
     async fn verdict(&self, site: &str) -> String {
-        self.client
-            .query_one(
-                "SELECT v.verdict FROM site_verdicts v JOIN sites s ON s.id = v.site_id
-                 WHERE s.name = $1",
-                &[&site],
-            )
-            .await
-            .unwrap()
-            .get(0)
+        self.verdict_column(site, "verdict").await
     }
 
     async fn reason(&self, site: &str) -> String {
+        self.verdict_column(site, "reason").await
+    }
+
+    /// A text column of `site`'s row in `site_verdicts`.
+    async fn verdict_column(&self, site: &str, column: &str) -> String {
         self.client
             .query_one(
-                "SELECT v.reason FROM site_verdicts v JOIN sites s ON s.id = v.site_id
-                 WHERE s.name = $1",
+                &format!(
+                    "SELECT v.{column} FROM site_verdicts v JOIN sites s ON s.id = v.site_id
+                     WHERE s.name = $1"
+                ),
                 &[&site],
             )
             .await
