@@ -34,6 +34,16 @@ pub struct Changes(BTreeMap<(Resolution, Key), Rollup>);
 impl Changes {
     /// The key of the row of `resolution`'s table that a check at `at` counts in.
     fn key(resolution: Resolution, site_id: i32, location_id: i16, at: DateTime<Utc>) -> Key {
+        Self::key_of(resolution, site_id, location_id, resolution.bucket(at))
+    }
+
+    /// The key of the row of `resolution`'s table for `bucket`.
+    fn key_of(
+        resolution: Resolution,
+        site_id: i32,
+        location_id: i16,
+        bucket: DateTime<Utc>,
+    ) -> Key {
         Key {
             site_id,
             location_id: if resolution.per_location() {
@@ -41,7 +51,7 @@ impl Changes {
             } else {
                 ALL_LOCATIONS
             },
-            bucket: resolution.bucket(at),
+            bucket,
         }
     }
 
@@ -270,8 +280,24 @@ fn changes_of(
 struct GroupRows {
     site_id: i32,
     location_id: i16,
-    /// Per resolution (in [`Resolution::ALL`]'s order), the row being added to.
-    open: [Option<(Key, Rollup)>; Resolution::ALL.len()],
+    /// Per resolution (in [`Resolution::ALL`]'s order), the row being added to and where its
+    /// bucket ends: a check before that end counts in it without its bucket being computed.
+    open: [Option<OpenRow>; Resolution::ALL.len()],
+}
+
+/// A row being added to.
+struct OpenRow {
+    key: Key,
+    /// End of the row's bucket ([`Resolution::range`]).
+    end: Option<DateTime<Utc>>,
+    row: Rollup,
+}
+
+impl OpenRow {
+    fn holds(&self, at: DateTime<Utc>) -> bool {
+        self.end
+            .is_some_and(|end| at >= self.key.bucket && at < end)
+    }
 }
 
 impl GroupRows {
@@ -285,25 +311,91 @@ impl GroupRows {
 
     /// Counts `check`, covering `span` ms, in each resolution's row.
     fn add(&mut self, changes: &mut Changes, check: &Check, span: i64) {
+        let at = check.started_at;
         for (resolution, open) in Resolution::ALL.into_iter().zip(&mut self.open) {
-            let key = Changes::key(resolution, self.site_id, self.location_id, check.started_at);
-            if open.as_ref().is_some_and(|(k, _)| *k != key) {
-                if let Some((k, row)) = open.take() {
-                    changes.0.entry((resolution, k)).or_default().merge(&row);
+            if !open.as_ref().is_some_and(|o| o.holds(at)) {
+                // Another bucket (or none open yet): the row at hand is done.
+                if let Some(done) = open.take() {
+                    changes
+                        .0
+                        .entry((resolution, done.key))
+                        .or_default()
+                        .merge(&done.row);
                 }
+                let (bucket, end) = resolution.range(at);
+                *open = Some(OpenRow {
+                    key: Changes::key_of(resolution, self.site_id, self.location_id, bucket),
+                    end,
+                    row: Rollup::default(),
+                });
             }
-            let (_, row) = open.get_or_insert_with(|| (key, Rollup::default()));
-            row.count(check);
-            row.cover(check.outcome, span);
+            if let Some(o) = open {
+                o.row.count(check);
+                o.row.cover(check.outcome, span);
+            }
         }
     }
 
     /// Hands the rows at hand to `changes`.
     fn close(self, changes: &mut Changes) {
         for (resolution, open) in Resolution::ALL.into_iter().zip(self.open) {
-            if let Some((k, row)) = open {
-                changes.0.entry((resolution, k)).or_default().merge(&row);
+            if let Some(done) = open {
+                changes
+                    .0
+                    .entry((resolution, done.key))
+                    .or_default()
+                    .merge(&done.row);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks on both sides of an hour's and a day's end, a millisecond apart, added a group
+    /// at a time count in the rows they count in when each check's bucket is computed.
+    #[test]
+    fn a_check_at_a_buckets_end_counts_in_the_next_bucket() {
+        let checks: Vec<Check> = [
+            "2026-11-29T10:59:59.999Z",
+            "2026-11-29T11:00:00Z",
+            "2026-11-29T23:59:59.999Z",
+            "2026-11-30T00:00:00Z",
+            "2026-11-30T00:00:00.001Z",
+        ]
+        .iter()
+        .map(|t| Check {
+            started_at: t.parse().unwrap(),
+            agent_id: 1,
+            outcome: 0,
+            total_us: 1000,
+        })
+        .collect();
+        let group = NewChecks {
+            site_id: 7,
+            location_id: 2,
+            checks: checks.clone(),
+        };
+        let mut grouped = Changes::default();
+        changes_of(&mut grouped, &group, None, None);
+        let mut each = Changes::default();
+        let mut after = None;
+        for check in &checks {
+            each.add(7, 2, check, span_ms(after, check));
+            after = Some(check.started_at);
+        }
+        for resolution in Resolution::ALL {
+            let rows = |c: &Changes| -> Vec<(Key, Rollup)> {
+                c.of(resolution).map(|(k, r)| (*k, r.clone())).collect()
+            };
+            assert_eq!(rows(&grouped), rows(&each), "{resolution:?}");
+        }
+        let hours: Vec<i64> = grouped
+            .of(Resolution::Hourly)
+            .map(|(_, r)| r.checks())
+            .collect();
+        assert_eq!(hours, [1, 1, 1, 2], "10:00, 11:00, 23:00, 00:00");
     }
 }

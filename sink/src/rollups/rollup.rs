@@ -53,7 +53,17 @@ impl Resolution {
 
     /// The start of the bucket holding `at`.
     pub fn bucket(self, at: DateTime<Utc>) -> DateTime<Utc> {
-        at.duration_trunc(self.span()).unwrap_or(at)
+        self.range(at).0
+    }
+
+    /// The bucket holding `at`: its start, and its end (exclusive) where every instant
+    /// before it has that start (`None` for an instant too far out to truncate, which is its
+    /// own bucket).
+    pub fn range(self, at: DateTime<Utc>) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+        match at.duration_trunc(self.span()) {
+            Ok(start) => (start, start.checked_add_signed(self.span())),
+            Err(_) => (at, None),
+        }
     }
 }
 
