@@ -21,7 +21,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -207,9 +207,8 @@ pub async fn run_with(
             _ = token.cancelled() => break,
             permit = turn.clone().acquire_owned(), if due => {
                 // (Nothing to take if taken meanwhile, before a rebalance.)
-                if let (Ok(permit), Some(mut filled)) = (permit, take(&filling, &metrics)) {
-                    filled.turn = Some(permit);
-                    send(&jobs, Job::Store(filled)).await;
+                if let Ok(permit) = permit {
+                    hand_over(&filling, &jobs, &metrics, Some(permit)).await;
                 }
                 due = false;
                 batch_deadline = None;
@@ -221,7 +220,7 @@ pub async fn run_with(
                 let owned = positions.caught_up(&*consumer, &ends, &config.topic);
                 if !owned.is_empty() {
                     // Everything consumed of those partitions is stored before the sweep.
-                    hand_over(&filling, &jobs, &metrics).await;
+                    hand_over(&filling, &jobs, &metrics, None).await;
                     batch_deadline = None;
                     due = false;
                     send(&jobs, Job::Sweep(owned)).await;
@@ -257,10 +256,7 @@ pub async fn run_with(
                     if due {
                         match turn.clone().try_acquire_owned() {
                             Ok(permit) => {
-                                if let Some(mut filled) = take(&filling, &metrics) {
-                                    filled.turn = Some(permit);
-                                    send(&jobs, Job::Store(filled)).await;
-                                }
+                                hand_over(&filling, &jobs, &metrics, Some(permit)).await;
                                 due = false;
                                 batch_deadline = None;
                             }
@@ -280,7 +276,7 @@ pub async fn run_with(
     // Shutdown: what was consumed is handed over; the writer finishes every batch it has
     // (for a while, if the database is down: then exits without committing those offsets,
     // and they will be redelivered).
-    hand_over(&filling, &jobs, &metrics).await;
+    hand_over(&filling, &jobs, &metrics, None).await;
     drop(jobs);
     if let Err(e) = writer.await {
         tracing::error!(error = %e, "the batch writer failed");
@@ -304,9 +300,16 @@ pub async fn run_with(
 }
 
 /// Sends the batch being filled to the writer (waiting while the writer still has one
-/// queued); nothing if it is empty.
-async fn hand_over(filling: &Mutex<Consumed>, jobs: &mpsc::Sender<Job>, metrics: &SinkMetrics) {
-    if let Some(filled) = take(filling, metrics) {
+/// queued), with the consume loop's `turn` if it is handed over in turn; nothing if it is
+/// empty (the turn is then given back at once).
+async fn hand_over(
+    filling: &Mutex<Consumed>,
+    jobs: &mpsc::Sender<Job>,
+    metrics: &SinkMetrics,
+    turn: Option<OwnedSemaphorePermit>,
+) {
+    if let Some(mut filled) = take(filling, metrics) {
+        filled.turn = turn;
         send(jobs, Job::Store(filled)).await;
     }
 }
